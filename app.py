@@ -1,0 +1,34 @@
+"""Flax State Inspector, the web app: ``streamlit run app.py [-- --left SPEC --right SPEC --root DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import streamlit as st
+
+from ui import sources
+
+
+def parse_options(argv: list[str]) -> sources.Options:
+    """The app's options; unknown arguments (pytest's, under AppTest) are ignored."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--left", default=sources.DEFAULT_LEFT)
+    parser.add_argument("--right", default=sources.DEFAULT_RIGHT)
+    parser.add_argument("--root", default=os.environ.get("INSPECTOR_ROOT", "."))
+    known, _ = parser.parse_known_args(argv)
+    return sources.Options(left=known.left, right=known.right, root=known.root)
+
+
+def main() -> None:
+    st.set_page_config(page_title="Flax State Inspector", page_icon="🔎", layout="wide")
+    sources.init_state(parse_options(sys.argv[1:]))
+    page = st.navigation([
+        st.Page("app_pages/browse.py", title="Browse", icon="🗂️", default=True),
+    ])
+    st.session_state["choice"] = sources.sidebar()
+    page.run()
+
+
+main()

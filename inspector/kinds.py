@@ -1,0 +1,60 @@
+"""Kinds of variables: NNX Variable types, and Linen collections mapped through flax's registry.
+
+Linen keeps variables in collections (``params``, ``batch_stats``, ``counter``); NNX types each
+variable (``Param``, ``BatchStat``, ``Counter``). flax's own registry
+(``nnx.variable_type_from_name``) maps the built-in names; a collection it does not know keeps its
+own name, and is never registered globally.
+
+>>> kind_of_collection("batch_stats"), kind_of_collection("counter")
+('BatchStat', 'counter')
+>>> same_kind("counter", "Counter"), same_kind("params", "Param"), same_kind("Param", "BatchStat")
+(True, True, False)
+"""
+
+from __future__ import annotations
+
+import functools
+
+from flax import nnx
+
+# Optimizer state appears as flax's OptState family in NNX and as a TrainState field in Linen.
+_FAMILIES = {"optarray": "optstate", "optvariable": "optstate"}
+
+
+def kind_of_collection(collection: str) -> str:
+    """The kind a Linen collection holds, by flax's registry; an unknown collection keeps its name."""
+    cls = _registered_type(collection)
+    return cls.__name__ if cls is not None else collection
+
+
+@functools.cache
+def variable_type_of_collection(collection: str) -> type[nnx.Variable]:
+    """The NNX Variable class a Linen collection's variables become.
+
+    Registered names give flax's class; an unregistered name gets a private subclass of
+    ``nnx.Variable`` named after it, cached here and never added to flax's registry.
+    """
+    cls = _registered_type(collection)
+    if cls is not None:
+        return cls
+    return type(collection, (nnx.Variable,), {"__module__": __name__})
+
+
+def canonical_kind(kind: str) -> str:
+    """A comparable form of a kind name: registry-mapped, lower-case, optimizer family merged."""
+    mapped = kind_of_collection(kind).lower()
+    return _FAMILIES.get(mapped, mapped)
+
+
+def same_kind(a: str | None, b: str | None) -> bool:
+    """Whether two kind names mean the same kind; an unknown kind (``None``) matches any."""
+    if a is None or b is None:
+        return True
+    return canonical_kind(a) == canonical_kind(b)
+
+
+def _registered_type(name: str) -> type[nnx.Variable] | None:
+    try:
+        return nnx.variable_type_from_name(name)
+    except ValueError:
+        return None

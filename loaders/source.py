@@ -1,0 +1,200 @@
+"""A loaded source: the live objects of one model and its typed records.
+
+``LoadedSource`` keeps the values (arrays, or ``ShapeDtypeStruct`` when abstract) beside the
+records, so statistics and value diffs reach them through the source, never through a record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any, Literal
+
+import flax.linen as nn
+from flax import nnx
+from flax.training import train_state
+
+from inspector.errors import SourceError
+from inspector.example import Inputs, LinenExample, NnxExample
+from inspector.normalize import flatten_variables
+from inspector.records import Path, VariableRecord
+from loaders.abstract import abstract_build
+from loaders.build import Built, abstractify, build_linen, build_nnx
+from loaders.factory import user_code
+
+Form = Literal["linen", "nnx", "checkpoint", "pytree"]
+RETURN_HELP = ("return an nnx.Module, an nnx.State, a Linen variables dict, a TrainState, "
+               "or (module, args, kwargs)")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LoadedSource:
+    """One model source, loaded: records plus the live objects they describe."""
+
+    spec: str
+    form: Form
+    records: tuple[VariableRecord, ...]
+    values: Mapping[tuple[str, Path], Any]
+    obj: Any
+    abstract: bool = False
+    example: LinenExample | NnxExample | None = None
+    model: Any = None
+    variables: Mapping[str, Any] | None = None
+    captured: nnx.State | None = None
+    variable_types: Mapping[str, type[nnx.Variable]] = dataclasses.field(default_factory=dict)
+
+    def value(self, record: VariableRecord) -> Any:
+        """The leaf value a record describes (an array, or a ShapeDtypeStruct when abstract)."""
+        return self.values[record.key]
+
+
+def from_example(spec: str, example: LinenExample | NnxExample, *, abstract: bool,
+                 code: ModuleType | None = None, file: str | None = None) -> LoadedSource:
+    """Build an example (running the user's model code) and describe it."""
+    with user_code(spec, file):
+        if isinstance(example, LinenExample):
+            built = build_linen(example, abstract=abstract)
+        else:
+            built = build_nnx(example, abstract=abstract)
+    return _assemble(spec, built, abstract=abstract, example=example, code=code)
+
+
+def from_factory(spec: str, factory: Callable[[], Any], *, abstract: bool,
+                 code: ModuleType | None = None, file: str | None = None) -> LoadedSource:
+    """Call a user's factory (inside ``nnx.eval_shape`` when abstract) and describe its result."""
+    if abstract:
+        out = _call_abstract(factory, spec=spec, file=file)
+    else:
+        with user_code(spec, file):
+            out = factory()
+    if isinstance(out, tuple) and not _is_example_tuple(out):
+        raise SourceError(f"source {spec!r}: the factory returned a tuple of "
+                          f"({', '.join(type(x).__name__ for x in out)}); {RETURN_HELP}")
+    example = as_example(out)
+    if example is None:
+        _check_object(out, spec)
+        return _assemble(spec, Built(obj=out, model=out if isinstance(out, nnx.Module) else None),
+                         abstract=abstract, example=None, code=code)
+    if abstract and isinstance(example, NnxExample) and isinstance(out, tuple):
+        module = out[0]  # already built inside the abstract trace
+        return _assemble(spec, Built(obj=module, model=module), abstract=True, example=example,
+                         code=code)
+    return from_example(spec, example, abstract=abstract, code=code, file=file)
+
+
+def as_example(out: Any) -> LinenExample | NnxExample | None:
+    """``(module, args, kwargs)`` as an example; example objects as they are; else ``None``.
+
+    Inference inputs of a Linen module get ``training``/``train`` False and ``deterministic``
+    True where its ``__call__`` takes them.
+    """
+    if isinstance(out, (LinenExample, NnxExample)):
+        return out
+    if not _is_example_tuple(out):
+        return None
+    module, args, kwargs = (tuple(out) + ({},))[:3]
+    inputs = Inputs(tuple(args), dict(kwargs))
+    if isinstance(module, nn.Module):
+        return LinenExample(module, init=inputs, infer=Inputs(inputs.args, _inference_kwargs(module, inputs.kwargs)))
+    return NnxExample(build=lambda: module, infer=inputs)
+
+
+def _is_example_tuple(out: Any) -> bool:
+    return (isinstance(out, tuple) and len(out) in (2, 3) and isinstance(out[0], (nn.Module, nnx.Module))
+            and isinstance(out[1], (tuple, list)) and (len(out) == 2 or isinstance(out[2], Mapping)))
+
+
+def _inference_kwargs(module: nn.Module, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    import inspect
+
+    try:
+        params = inspect.signature(module.__call__).parameters
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    out = dict(kwargs)
+    for name, value in (("training", False), ("train", False), ("deterministic", True)):
+        if name in params:
+            out[name] = value
+    return out
+
+
+def _call_abstract(factory: Callable[[], Any], *, spec: str, file: str | None) -> Any:
+    """Call the factory under ``nnx.eval_shape``, so that whatever it builds allocates nothing."""
+    box: dict[str, Any] = {}
+
+    def traced():
+        out = factory()
+        if isinstance(out, LinenExample):
+            box["out"] = dataclasses.replace(out, init=abstractify(out.init), infer=abstractify(out.infer))
+            return None
+        if isinstance(out, NnxExample):
+            box["out"] = out
+            return None
+        if _is_example_tuple(out):
+            module, rest = out[0], abstractify(tuple(out[1:]))
+            if isinstance(module, nn.Module):
+                box["out"] = (module, *rest)
+                return None
+            box["rest"] = rest
+            return module
+        if isinstance(out, (nnx.Pytree, nnx.State, train_state.TrainState, Mapping)):
+            return out
+        box["out"] = out  # a wrong type: reported after the trace
+        return None
+
+    with user_code(spec, file), abstract_build():
+        result = nnx.eval_shape(traced)
+    if "rest" in box:
+        return (result, *box["rest"])
+    return box.get("out", result)
+
+
+def _check_object(out: Any, spec: str) -> None:
+    if not isinstance(out, (nnx.Pytree, nnx.State, train_state.TrainState, Mapping)):
+        raise SourceError(f"source {spec!r}: the factory returned {type(out).__name__}; {RETURN_HELP}")
+    if isinstance(out, Mapping) and not out:
+        raise SourceError(f"source {spec!r}: the factory returned an empty dict; {RETURN_HELP}")
+
+
+def _form_of(obj: Any, example: Any) -> Form:
+    if isinstance(example, LinenExample):
+        return "linen"
+    if isinstance(example, NnxExample) or isinstance(obj, (nnx.Pytree, nnx.State)):
+        return "nnx"
+    if isinstance(obj, train_state.TrainState):
+        return "nnx" if isinstance(obj.params, nnx.State) else "linen"
+    if isinstance(obj, Mapping):
+        return "linen"
+    return "pytree"
+
+
+def _assemble(spec: str, built: Built, *, abstract: bool, example: Any,
+              code: ModuleType | None) -> LoadedSource:
+    leaves = flatten_variables(built.obj)
+    if built.captured is not None:
+        leaves += flatten_variables(built.captured)
+        leaves.sort(key=lambda leaf: leaf[0].sort_key())
+    values = {record.key: value for record, value in leaves}
+    if len(values) != len(leaves):
+        raise SourceError(f"source {spec!r}: two variables share one path; cannot inspect")
+    return LoadedSource(
+        spec=spec, form=_form_of(built.obj, example), records=tuple(r for r, _ in leaves),
+        values=values, obj=built.obj, abstract=abstract, example=example, model=built.model,
+        variables=built.variables, captured=built.captured,
+        variable_types=_variable_types(built, code))
+
+
+def _variable_types(built: Built, code: ModuleType | None) -> dict[str, type[nnx.Variable]]:
+    """Variable classes a filter may name: those in the state, and those the model code defines."""
+    found: dict[str, type[nnx.Variable]] = {}
+    if code is not None:
+        for name, value in vars(code).items():
+            if isinstance(value, type) and issubclass(value, nnx.Variable):
+                found[name] = value
+    for state in (built.obj, built.captured):
+        if isinstance(state, (nnx.Pytree, nnx.State)):
+            flat = nnx.to_flat_state(nnx.state(state) if isinstance(state, nnx.Pytree) else state)
+            for _, var in flat:
+                found.setdefault(type(var).__name__, type(var))
+    return found
