@@ -35,6 +35,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(show, "SOURCE")
     _add_format(show, ("table", "json"))
     show.set_defaults(func=cmd_show)
+
+    diff = commands.add_parser("diff", help="align two sources variable by variable and report what differs",
+                               description="Align two sources variable by variable and report what "
+                                           "differs. Exit 0: no mismatch; 1: mismatches; 2: bad input.")
+    _add_source(diff, "LEFT")
+    _add_source(diff, "RIGHT")
+    _add_format(diff, ("table", "json", "markdown"))
+    diff.add_argument("--values", action="store_true", help="also compare values (max_abs, max_rel, allclose)")
+    diff.add_argument("--rtol", type=float, default=None, help="relative tolerance for --values")
+    diff.add_argument("--atol", type=float, default=None, help="absolute tolerance for --values")
+    diff.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
+    diff.add_argument("--write-rules", metavar="FILE", help="write the alignment found as a rules file")
+    diff.set_defaults(func=cmd_diff)
+
+    filt = commands.add_parser("filter", help="the variables an NNX filter expression selects",
+                               description="Show the variables an NNX filter expression selects, e.g. "
+                                           "\"nnx.All(nnx.Param, nnx.PathContains('bn1'))\" or 'Param & ~...'.")
+    _add_source(filt, "SOURCE")
+    filt.add_argument("expr", metavar="EXPR", help="a filter expression (parsed, never executed)")
+    _add_format(filt, ("table", "json"))
+    filt.set_defaults(func=cmd_filter)
+
+    split = commands.add_parser("split", help="what nnx.split(model, F1, F2, ...) would return",
+                                description="Group the variables as nnx.split(model, F1, F2, ...) would, "
+                                            "and check that nnx.merge rebuilds the model.")
+    _add_source(split, "SOURCE")
+    split.add_argument("exprs", metavar="'F1; F2; ...'", help="filters separated by ';', in order")
+    _add_format(split, ("table", "json"))
+    split.set_defaults(func=cmd_split)
+
+    steps = commands.add_parser("steps", help="list the steps (and their items) of a CheckpointManager directory")
+    steps.add_argument("directory", metavar="DIR")
+    _add_format(steps, ("table", "json"))
+    steps.set_defaults(func=cmd_steps)
     return parser
 
 
@@ -64,6 +98,28 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"{src.spec}  ({src.form}{', abstract' if src.abstract else ''})\n")
         print(records_table(src.records))
     return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    raise _not_yet("diff")
+
+
+def cmd_filter(args: argparse.Namespace) -> int:
+    raise _not_yet("filter")
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    raise _not_yet("split")
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    raise _not_yet("steps")
+
+
+def _not_yet(command: str) -> Exception:
+    from inspector.errors import InspectorError
+
+    return InspectorError(f"the {command} command is not available in this version")
 
 
 def _print_json(data: Any) -> None:
