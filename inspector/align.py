@@ -1,0 +1,454 @@
+"""Pair the variables of two trees, even when every name differs.
+
+Alignment works one module level at a time, so its cost grows with the number of variables, not
+its square. At each level, children are paired in passes, strongest evidence first:
+
+1. the same name (case-insensitive; ``if_`` is ``if``; Linen ``layers_3`` is ``layers/3``);
+2. the same module class, in creation order (Linen ``Dense_0`` → NNX ``linear``, an
+   ``nnx.Linear``; ``LayerNorm_0``/``LayerNorm_1`` → ``ln1``/``ln2``);
+3. the same name stem (``Block_0`` / ``ScanBlock_0`` → ``block`` / ``blocks``);
+4. what is left, only in the same place (between the same already-paired siblings), where the
+   subtrees hold the same variables (kinds and shapes) or where the same position holds a
+   different shape (reported later as a mismatch, not two orphans).
+
+Linen collections disappear into kinds (``batch_stats/bn/mean`` sits beside ``params/bn/scale``
+at ``bn``), and a collection level inside optimizer state (``mu/params/...``) is looked through.
+Rules (``inspector.rules``) pair variables before any of this runs.
+
+>>> from inspector.records import VariableRecord as V
+>>> l = [V(("Block_0", "Dense_0", "kernel"), "Param", (4, 2), "float32", 8, 32, "params")]
+>>> r = [V(("block", "linear", "kernel"), "Param", (4, 2), "float32", 8, 32)]
+>>> [(a.name, b.name) for a, b in align(l, r)]
+[('Block_0/Dense_0/kernel', 'block/linear/kernel')]
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import difflib
+import re
+from collections.abc import Callable, Sequence
+
+from inspector.kinds import canonical_kind, kind_of_collection, same_kind
+from inspector.records import PathKey, VariableRecord
+from inspector.structure import EMPTY, Structure
+
+Pair = tuple[VariableRecord | None, VariableRecord | None]
+
+_AUTO_NAME = re.compile(r"^(?P<cls>[A-Z][A-Za-z0-9]*?)_(?P<i>\d+)$")
+_DIGITS = re.compile(r"(\d+)")
+_TRAILING_INDEX = re.compile(r"_?\d+$")
+_INDEXED = re.compile(r"^(?P<base>.+?)_(?P<i>\d+)$")
+_LIFTED = ("Scan", "Vmap", "Remat", "Checkpoint", "Jit", "Map", "While", "Cond", "Switch")
+# Linen layer classes and the NNX classes that replace them (both compared lower-case).
+_LINEN_TO_NNX = {
+    "dense": "linear", "densegeneral": "lineargeneral", "multiheaddotproductattention": "multiheadattention",
+    "selfattention": "multiheadattention", "multiheadattention": "multiheadattention",
+}
+_KNOWN_LAYERS = {"dense", "densegeneral", "conv", "convtranspose", "embed", "batchnorm", "layernorm",
+                 "groupnorm", "rmsnorm", "dropout", "linear", "lineargeneral", "lstmcell", "grucell",
+                 "multiheaddotproductattention", "multiheadattention", "einsum"}
+
+
+@dataclasses.dataclass(eq=False)
+class _Node:
+    """A module (or any inner path level) of one tree."""
+
+    name: PathKey
+    rank: float
+    cls: str | None = None
+    ordered: bool = True  # rank from the model's creation order, not from sorted names
+    children: dict[PathKey, _Node] = dataclasses.field(default_factory=dict)
+    leaves: list[tuple[float, VariableRecord]] = dataclasses.field(default_factory=list)
+    _sig: tuple | None = None
+
+    def signature(self) -> tuple:
+        """What the subtree holds, regardless of names: its non-RNG kinds, shapes and dtypes."""
+        if self._sig is None:
+            own = [(canonical_kind(r.type) if r.type else "", r.shape, r.dtype) for _, r in self.leaves
+                   if not r.is_rng]
+            for child in self.children.values():
+                own.extend(child.signature())
+            self._sig = tuple(sorted(own))
+        return self._sig
+
+    def records(self) -> list[VariableRecord]:
+        out = [r for _, r in self.leaves]
+        for child in self.children.values():
+            out.extend(child.records())
+        return out
+
+
+def align(left: Sequence[VariableRecord], right: Sequence[VariableRecord], *,
+          left_structure: Structure = EMPTY, right_structure: Structure = EMPTY,
+          forced: Sequence[tuple[VariableRecord, VariableRecord]] = ()) -> list[Pair]:
+    """Pair every variable of ``left`` with one of ``right`` or with nothing.
+
+    ``forced`` pairs (from a rules file) are kept as given and taken out before aligning the rest.
+    """
+    taken_l = {id(a) for a, _ in forced}
+    taken_r = {id(b) for _, b in forced}
+    pairs: list[Pair] = list(forced)
+    lroot = _build([r for r in left if id(r) not in taken_l], left_structure)
+    rroot = _build([r for r in right if id(r) not in taken_r], right_structure)
+    _align_nodes(lroot, rroot, pairs.append)
+    return pairs
+
+
+def _build(records: Sequence[VariableRecord], structure: Structure) -> _Node:
+    root = _Node(name="", rank=0.0)
+    fallback = len(structure.order) + 1
+    # Without a known creation order (checkpoints), order names naturally: layer2 before layer10.
+    natural = {id(r): i for i, r in enumerate(sorted(records, key=_natural_key))}
+    for record in records:
+        rank = structure.rank(record.collection, record.path)
+        ordered = rank is not None
+        rank = float(rank) if ordered else fallback + natural[id(record)]
+        node = root
+        for depth, key in enumerate(record.path[:-1]):
+            child = node.children.get(key)
+            if child is None:
+                child = _Node(name=key, rank=rank, cls=structure.classes.get(record.path[:depth + 1]),
+                              ordered=ordered)
+                node.children[key] = child
+            elif rank < child.rank:
+                child.rank = rank
+            node = child
+        node.leaves.append((rank, record))
+    return root
+
+
+def _natural_key(record: VariableRecord) -> tuple:
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for key in record.path for part in _DIGITS.split(str(key)) if part)
+
+
+def _align_nodes(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> None:
+    _look_through_collections(left, right)
+    _look_through_collections(right, left)
+    inner = _wrapped(right, left)
+    if inner is not None:  # nnx.RNN holds its cell one level deeper than Linen's
+        _emit_rng_siblings(right, inner, emit, side=1)
+        return _align_nodes(left, inner, emit)
+    inner = _wrapped(left, right)
+    if inner is not None:
+        _emit_rng_siblings(left, inner, emit, side=0)
+        return _align_nodes(inner, right, emit)
+    _match_leaves(left, right, emit)
+    for a, b in _match_children(_ordered(left), _ordered(right)):
+        if a is not None and b is not None:
+            _align_nodes(a, b, emit)
+        elif a is not None:
+            for record in a.records():
+                emit((record, None))
+        else:
+            for record in b.records():
+                emit((None, record))
+
+
+def _wrapped(node: _Node, other: _Node) -> _Node | None:
+    """The one child holding all of ``node``'s variables, where ``other`` holds them directly."""
+    if any(not r.is_rng for _, r in node.leaves):
+        return None
+    content = [c for c in node.children.values() if c.signature()]
+    if len(content) != 1 or content[0].signature() != other.signature():
+        return None
+    other_content = [c for c in other.children.values() if c.signature()]
+    if len(other_content) == 1 and not any(not r.is_rng for _, r in other.leaves):
+        return None  # both sides wrap one module: same depth
+    if _norm(content[0].name) in {_norm(k) for k in other.children}:
+        return None
+    return content[0]
+
+
+def _emit_rng_siblings(node: _Node, inner: _Node, emit: Callable[[Pair], None], side: int) -> None:
+    """What a wrapper holds besides the wrapped module: its RNG state, unpaired."""
+    rest = [r for _, r in node.leaves]
+    for child in node.children.values():
+        if child is not inner:
+            rest.extend(child.records())
+    for record in rest:
+        emit((record, None) if side == 0 else (None, record))
+
+
+def _ordered(node: _Node) -> list[_Node]:
+    return sorted(node.children.values(), key=lambda n: n.rank)
+
+
+def _look_through_collections(node: _Node, other: _Node) -> None:
+    """``opt_state/0/mu/params/Dense_0`` beside ``opt_state/0/mu/linear``: drop the ``params`` level."""
+    if node.leaves or not node.children or not all(
+            isinstance(k, str) and kind_of_collection(k) != k for k in node.children):
+        return
+    other_names = {_norm(k) for k in other.children}
+    for key in list(node.children):
+        if _norm(key) in other_names:
+            continue
+        inner = node.children.pop(key)
+        if any(k in node.children for k in inner.children):
+            node.children[key] = inner  # merging would collide: keep the level
+            continue
+        node.children.update(inner.children)
+        node.leaves.extend(inner.leaves)
+
+
+def _match_leaves(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> None:
+    """Variables of one module pair: by name and kind, then by name, then one-to-one by order."""
+    lrest = sorted(left.leaves, key=lambda x: x[0])
+    rrest = sorted(right.leaves, key=lambda x: x[0])
+    for same_kind_only in (True, False):
+        by_name: dict[str, list[tuple[float, VariableRecord]]] = {}
+        for item in rrest:
+            by_name.setdefault(_norm(item[1].path[-1]), []).append(item)
+        unmatched, used = [], set()
+        for item in lrest:
+            candidates = by_name.get(_norm(item[1].path[-1]), [])
+            found = next((c for c in candidates if id(c) not in used and (
+                not same_kind_only or same_kind(item[1].type, c[1].type))), None)
+            if found is None:
+                unmatched.append(item)
+                continue
+            used.add(id(found))
+            emit((item[1], found[1]))
+        lrest = unmatched
+        rrest = [item for item in rrest if id(item) not in used]
+    # One unmatched variable of a kind on each side, in the same module: the same place, renamed.
+    lk = _by_kind(lrest)
+    rk = _by_kind(rrest)
+    for kind, litems in lk.items():
+        ritems = rk.get(kind, [])
+        if len(litems) == len(ritems) == 1:
+            emit((litems[0][1], ritems[0][1]))
+            lrest.remove(litems[0])
+            rrest.remove(ritems[0])
+    for _, record in lrest:
+        emit((record, None))
+    for _, record in rrest:
+        emit((None, record))
+
+
+def _by_kind(items: list[tuple[float, VariableRecord]]) -> dict[str, list[tuple[float, VariableRecord]]]:
+    out: dict[str, list] = {}
+    for item in items:
+        if not item[1].is_rng and item[1].type is not None:
+            out.setdefault(canonical_kind(item[1].type), []).append(item)
+    return out
+
+
+def _match_children(left: list[_Node], right: list[_Node]) -> list[tuple[_Node | None, _Node | None]]:
+    pairs: list[tuple[_Node | None, _Node | None]] = []
+    left, right = _group_indexed(left, right), _group_indexed(right, left)
+    for matcher in (_by_name, _by_container, _by_class, _by_stem):
+        if not left or not right:
+            break
+        found, left, right = matcher(left, right)
+        pairs.extend(found)
+    if left and right:
+        found, left, right = _by_place(pairs, left, right)
+        pairs.extend(found)
+    pairs.extend((a, None) for a in left)
+    pairs.extend((None, b) for b in right)
+    return pairs
+
+
+def _group_indexed(nodes: list[_Node], other: list[_Node]) -> list[_Node]:
+    """Linen ``layers_0, layers_1`` (or ``Block_0, Block_1``) as one node ``layers`` with children 0, 1,
+    where the other side has an int-indexed container of that name (an ``nnx.List``)."""
+    containers = {_stem(n.name): n for n in other
+                  if n.children and all(isinstance(k, int) for k in n.children)}
+    if not containers:
+        return nodes
+    groups: dict[str, _Node] = {}
+    out: list[_Node] = []
+    for node in nodes:
+        m = _INDEXED.match(str(node.name)) if isinstance(node.name, str) else None
+        stem = _stem(m["base"]) if m else None
+        if stem is None or stem not in containers or _stem(node.name) in containers:
+            out.append(node)
+            continue
+        group = groups.get(stem)
+        if group is None:
+            group = groups[stem] = _Node(name=containers[stem].name, rank=node.rank)
+            out.append(group)
+        group.children[int(m["i"])] = dataclasses.replace(node, name=int(m["i"]))
+        group.rank = min(group.rank, node.rank)
+    return out
+
+
+Split = tuple[list[tuple[_Node, _Node]], list[_Node], list[_Node]]
+
+
+def _by_container(left: list[_Node], right: list[_Node]) -> Split:
+    """Linen ``Dense_0..Dense_2`` made in a loop ↔ an ``nnx.List`` of three ``Linear``, by content."""
+    pairs: list[tuple[_Node, _Node]] = []
+    for containers, runs, flip in ((right, left, False), (left, right, True)):
+        for container in [n for n in containers if _is_int_container(n)]:
+            wanted = [container.children[k].signature() for k in sorted(container.children)]
+            group = _find_run(runs, wanted)
+            if group is None:
+                continue
+            virtual = _Node(name=container.name, rank=group[0].rank)
+            for i, node in enumerate(group):
+                virtual.children[i] = dataclasses.replace(node, name=i)
+            for node in group:
+                runs.remove(node)
+            containers.remove(container)
+            pairs.append((container, virtual) if flip else (virtual, container))
+    return pairs, left, right
+
+
+def _is_int_container(node: _Node) -> bool:
+    return bool(node.children) and not node.leaves and all(isinstance(k, int) for k in node.children)
+
+
+def _find_run(nodes: list[_Node], wanted: list[tuple]) -> list[_Node] | None:
+    """A run of same-class siblings, in creation order, holding exactly ``wanted``."""
+    for cls, members in _groups(nodes, _class_key).items():
+        if cls is None or len(members) < len(wanted):
+            continue
+        for start in range(len(members) - len(wanted) + 1):
+            run = members[start:start + len(wanted)]
+            if [n.signature() for n in run] == wanted:
+                return run
+    return None
+
+
+def _by_name(left: list[_Node], right: list[_Node]) -> Split:
+    return _pair_unique(left, right, lambda n: _norm(n.name))
+
+
+def _by_stem(left: list[_Node], right: list[_Node]) -> Split:
+    return _pair_unique(left, right, lambda n: _stem(n.name))
+
+
+def _pair_unique(left: list[_Node], right: list[_Node], key: Callable[[_Node], str]) -> Split:
+    rkeys: dict[str, list[_Node]] = {}
+    for node in right:
+        rkeys.setdefault(key(node), []).append(node)
+    lkeys: dict[str, int] = {}
+    for node in left:
+        lkeys[key(node)] = lkeys.get(key(node), 0) + 1
+    pairs, lrest, used = [], [], set()
+    for node in left:
+        k = key(node)
+        cands = rkeys.get(k, [])
+        if len(cands) == 1 and lkeys[k] == 1:
+            pairs.append((node, cands[0]))
+            used.add(id(cands[0]))
+        else:
+            lrest.append(node)
+    return pairs, lrest, [n for n in right if id(n) not in used]
+
+
+def _by_class(left: list[_Node], right: list[_Node]) -> Split:
+    """Modules of the same class, in creation order; unequal counts are aligned by content."""
+    lgroups = _groups(left, _class_key)
+    rgroups = _groups(right, _class_key)
+    pairs: list[tuple[_Node, _Node]] = []
+    used: set[int] = set()
+    for cls, lnodes in lgroups.items():
+        rnodes = rgroups.get(cls)
+        if cls is None or not rnodes:
+            continue
+        found = _pair_same_content(lnodes, rnodes)
+        paired = {id(n) for pair in found for n in pair}
+        lrest = [n for n in lnodes if id(n) not in paired]
+        rrest = [n for n in rnodes if id(n) not in paired]
+        found += list(zip(lrest, rrest)) if len(lrest) == len(rrest) else _sequence_pairs(lrest, rrest)
+        pairs.extend(found)
+        used.update(id(n) for pair in found for n in pair)
+    return pairs, [n for n in left if id(n) not in used], [n for n in right if id(n) not in used]
+
+
+def _pair_same_content(left: list[_Node], right: list[_Node]) -> list[tuple[_Node, _Node]]:
+    """Each left module, in order, with the first unpaired right module holding the same variables."""
+    free: dict[tuple, list[_Node]] = {}
+    for node in right:
+        free.setdefault(node.signature(), []).append(node)
+    pairs = []
+    for node in left:
+        candidates = free.get(node.signature())
+        if candidates:
+            pairs.append((node, candidates.pop(0)))
+    return pairs
+
+
+def _by_place(anchors: list[tuple[_Node, _Node]], left: list[_Node], right: list[_Node]) -> Split:
+    """What is left, paired only within the same place: the same gap between modules already paired
+    (by the pair that precedes them on each side), then by content and position inside the gap."""
+    if not all(n.ordered for pair in anchors for n in pair) or not all(n.ordered for n in left + right):
+        anchors = []  # sorted names (a checkpoint) say nothing about places: one gap
+    lgaps = _gaps(anchors, left, side=0)
+    rgaps = _gaps(anchors, right, side=1)
+    found: list[tuple[_Node, _Node]] = []
+    for gap, lnodes in lgaps.items():
+        if gap in rgaps:
+            found.extend(_sequence_pairs(lnodes, rgaps[gap]))
+    used = {id(n) for pair in found for n in pair}
+    return found, [n for n in left if id(n) not in used], [n for n in right if id(n) not in used]
+
+
+def _gaps(anchors: list[tuple[_Node, _Node]], rest: list[_Node], side: int) -> dict[int, list[_Node]]:
+    """Group unpaired nodes by the anchor pair just before them in creation order (-1: none)."""
+    marks = sorted((pair[side].rank, i) for i, pair in enumerate(anchors))
+    ranks = [rank for rank, _ in marks]
+    gaps: dict[int, list[_Node]] = {}
+    for node in sorted(rest, key=lambda n: n.rank):
+        at = bisect.bisect_left(ranks, node.rank) - 1
+        gaps.setdefault(marks[at][1] if at >= 0 else -1, []).append(node)
+    return gaps
+
+
+def _sequence_pairs(left: list[_Node], right: list[_Node]) -> list[tuple[_Node, _Node]]:
+    """Pair runs with equal content; a run replaced by one of equal length pairs position by position."""
+    matcher = difflib.SequenceMatcher(None, [n.signature() for n in left], [n.signature() for n in right],
+                                      autojunk=False)
+    pairs = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal" or (op == "replace" and i2 - i1 == j2 - j1):
+            pairs.extend(zip(left[i1:i2], right[j1:j2]))
+    return pairs
+
+
+def _groups(nodes: list[_Node], key: Callable[[_Node], str | None]) -> dict[str | None, list[_Node]]:
+    out: dict[str | None, list[_Node]] = {}
+    for node in nodes:
+        out.setdefault(key(node), []).append(node)
+    return out
+
+
+def _class_key(node: _Node) -> str | None:
+    """The module's class, NNX-named: from NNX itself, a Linen auto-name, or a layer-like name."""
+    if node.cls:
+        cls = node.cls.lower()
+    elif isinstance(node.name, str) and (m := _AUTO_NAME.match(node.name)):
+        cls = _strip_lifted(m["cls"]).lower()
+    elif isinstance(node.name, str) and _TRAILING_INDEX.sub("", node.name).replace("_", "").lower() in _KNOWN_LAYERS:
+        cls = _TRAILING_INDEX.sub("", node.name).replace("_", "").lower()
+    else:
+        return None
+    return _LINEN_TO_NNX.get(cls, cls)
+
+
+def _strip_lifted(cls: str) -> str:
+    for prefix in _LIFTED:
+        if cls.startswith(prefix) and len(cls) > len(prefix) and cls[len(prefix)].isupper():
+            return _strip_lifted(cls[len(prefix):])
+    return cls
+
+
+def _norm(name: PathKey) -> str:
+    """Names compared case-insensitively; a trailing ``_`` (NNX's ``if_``) does not count."""
+    text = str(name).lower()
+    return text.rstrip("_") or text
+
+
+def _stem(name: PathKey) -> str:
+    """``ScanBlock_0`` → ``block``, ``blocks`` → ``block``, ``layer_norm`` → ``layernorm``."""
+    text = str(name)
+    if m := _AUTO_NAME.match(text):
+        text = _strip_lifted(m["cls"])
+    text = text.lower().replace("_", "")
+    return text[:-1] if len(text) > 3 and text.endswith("s") else text
+

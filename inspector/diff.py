@@ -1,0 +1,212 @@
+"""Diff two aligned trees: one entry per variable pair, each with exactly one status.
+
+Statuses, strongest first: ``type_mismatch``, ``shape_mismatch``, ``dtype_mismatch``,
+``value_mismatch`` (only when values are compared), then ``renamed`` (paired under another path)
+or ``match``. Unpaired variables are ``left_only`` / ``right_only``, except RNG state that only one
+side has when the trees are not both NNX: Linen keeps no RNG state, so that is ``rng_only``.
+
+>>> from inspector.records import VariableRecord as V
+>>> l = [V(("Dense_0", "kernel"), "Param", (4, 2), "float32", 8, 32, "params")]
+>>> r = [V(("linear", "kernel"), "Param", (2, 4), "float32", 8, 32)]
+>>> [(e.status.value, e.differences) for e in diff_trees(l, r)]
+[('shape_mismatch', ('shape',))]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from inspector.align import align
+from inspector.kinds import same_kind
+from inspector.records import VariableRecord
+from inspector.structure import EMPTY, Structure
+
+
+class Status(enum.StrEnum):
+    MATCH = "match"
+    RENAMED = "renamed"
+    TYPE = "type_mismatch"
+    SHAPE = "shape_mismatch"
+    DTYPE = "dtype_mismatch"
+    VALUE = "value_mismatch"
+    LEFT_ONLY = "left_only"
+    RIGHT_ONLY = "right_only"
+    RNG_ONLY = "rng_only"
+
+
+# A difference of each field gives this status; the first difference found in this order wins.
+_FIELD_STATUS = (("type", Status.TYPE), ("shape", Status.SHAPE), ("dtype", Status.DTYPE),
+                 ("value", Status.VALUE))
+NOT_MISMATCHES = frozenset({Status.MATCH, Status.RENAMED, Status.RNG_ONLY})
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueDiff:
+    """How far apart two arrays are; ``max_rel`` is relative to the larger magnitude."""
+
+    max_abs: float
+    max_rel: float
+    allclose: bool
+    nan_left: int
+    nan_right: int
+    inf_left: int
+    inf_right: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffEntry:
+    status: Status
+    left: VariableRecord | None
+    right: VariableRecord | None
+    differences: tuple[str, ...] = ()
+    values: ValueDiff | None = None
+
+    @property
+    def is_mismatch(self) -> bool:
+        return self.status not in NOT_MISMATCHES
+
+    def sort_key(self) -> tuple:
+        first = self.left if self.left is not None else self.right
+        return first.sort_key() if first is not None else ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status.value,
+                               "left": self.left.to_json() if self.left else None,
+                               "right": self.right.to_json() if self.right else None}
+        if self.differences:
+            out["differences"] = list(self.differences)
+        if self.values is not None:
+            out.update(self.values.to_json())
+        return out
+
+
+ValueGetter = Callable[[VariableRecord], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    rtol: float = 1e-5
+    atol: float = 1e-8
+
+
+def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], *,
+               left_structure: Structure = EMPTY, right_structure: Structure = EMPTY,
+               forced: Sequence[tuple[VariableRecord, VariableRecord]] = (),
+               rng_one_sided: bool = True,
+               values: tuple[ValueGetter, ValueGetter] | None = None,
+               tolerance: Tolerance = Tolerance()) -> list[DiffEntry]:
+    """Align two record lists and give every pair its status.
+
+    ``rng_one_sided``: RNG state present on one side only is ``rng_only`` (Linen keeps none); pass
+    False to compare two NNX trees, where missing RNG state is a real difference.
+    ``values``: two functions reading a record's array; when given, paired variables of equal
+    shape are compared numerically.
+    """
+    pairs = align(left, right, left_structure=left_structure, right_structure=right_structure,
+                  forced=forced)
+    entries = [_entry(a, b, rng_one_sided, values, tolerance) for a, b in pairs]
+    entries.sort(key=DiffEntry.sort_key)
+    return entries
+
+
+def summarize(entries: Sequence[DiffEntry]) -> dict[str, int]:
+    """Count per status (every status listed, zeros included) and ``mismatches``."""
+    summary = {status.value: 0 for status in Status}
+    for entry in entries:
+        summary[entry.status.value] += 1
+    summary["mismatches"] = sum(1 for e in entries if e.is_mismatch)
+    return summary
+
+
+def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bool,
+           values: tuple[ValueGetter, ValueGetter] | None, tolerance: Tolerance) -> DiffEntry:
+    if a is None or b is None:
+        only = a if a is not None else b
+        if rng_one_sided and only.is_rng:
+            return DiffEntry(Status.RNG_ONLY, a, b)
+        return DiffEntry(Status.LEFT_ONLY if b is None else Status.RIGHT_ONLY, a, b)
+    differences = []
+    if not same_kind(a.type, b.type):
+        differences.append("type")
+    keys_equal = same_key_data(a, b)
+    if a.shape != b.shape and not keys_equal:
+        differences.append("shape")
+    if a.dtype != b.dtype and not keys_equal:
+        differences.append("dtype")
+    value_diff = None
+    if values is not None and (a.shape == b.shape or keys_equal):
+        value_diff = compare_values(values[0](a), values[1](b), tolerance)
+        if value_diff is not None and not value_diff.allclose:
+            differences.append("value")
+    for field, status in _FIELD_STATUS:
+        if field in differences:
+            return DiffEntry(status, a, b, tuple(differences), value_diff)
+    status = Status.MATCH if a.path == b.path else Status.RENAMED
+    return DiffEntry(status, a, b, (), value_diff)
+
+
+_KEY_WORDS = {"key<fry>": 2, "key<rbg>": 4, "key<unsafe_rbg>": 4}
+
+
+def same_key_data(a: VariableRecord, b: VariableRecord) -> bool:
+    """A typed PRNG key and its ``uint32`` key data (how Orbax stores keys) are the same variable."""
+    for key, data in ((a, b), (b, a)):
+        words = _KEY_WORDS.get(key.dtype)
+        if words and data.dtype == "uint32" and data.shape == key.shape + (words,):
+            return True
+    return False
+
+
+def compare_values(a: Any, b: Any, tolerance: Tolerance = Tolerance()) -> ValueDiff | None:
+    """Numeric distance of two arrays (typed keys through their key data); None if not comparable."""
+    x, y = _numeric(a), _numeric(b)
+    if x is None or y is None or x.shape != y.shape:
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(x - y)
+        scale = np.maximum(np.abs(x), np.abs(y))
+        rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
+        finite = np.isfinite(diff)
+        return ValueDiff(
+            max_abs=float(diff[finite].max()) if finite.any() else 0.0,
+            max_rel=float(rel[finite].max()) if finite.any() else 0.0,
+            allclose=bool(np.allclose(x, y, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=True)),
+            nan_left=int(np.isnan(x).sum()), nan_right=int(np.isnan(y).sum()),
+            inf_left=int(np.isinf(x).sum()), inf_right=int(np.isinf(y).sum()))
+
+
+def _numeric(value: Any) -> np.ndarray | None:
+    import jax
+
+    if value is None or isinstance(value, jax.ShapeDtypeStruct):
+        return None
+    if jax.dtypes.issubdtype(getattr(value, "dtype", np.float32), jax.dtypes.prng_key):
+        value = jax.random.key_data(value)
+    array = np.asarray(value)
+    if array.dtype.kind in "biu":
+        return array.astype(np.float64)
+    if array.dtype.kind not in "fc":
+        try:
+            return array.astype(np.float64)
+        except (TypeError, ValueError):
+            return None
+    return array.astype(np.float64) if array.dtype.itemsize < 8 else array
+
+
+def describe_pair(entry: DiffEntry) -> str:
+    """``Block_0/Dense_0/kernel → block/linear/kernel``, one side blank when unpaired."""
+    left = entry.left.full_name if entry.left else ""
+    right = entry.right.full_name if entry.right else ""
+    return f"{left} → {right}" if left and right else left or right
+
+
+__all__ = ["DiffEntry", "Status", "Tolerance", "ValueDiff", "compare_values", "describe_pair",
+           "diff_trees", "same_key_data", "summarize"]

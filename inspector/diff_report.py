@@ -1,0 +1,86 @@
+"""Render diff entries: a text table for people, JSON for programs, Markdown for pull requests.
+
+Renderers take the entries ``inspector.diff`` computed and never compute anything themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from inspector.diff import DiffEntry, Status, summarize
+from inspector.records import VariableRecord
+from inspector.report import format_shape, format_table, kind_label
+
+STATUS_ORDER = [s for s in Status]
+
+
+def diff_json(left: str, right: str, entries: Sequence[DiffEntry], **extra: Any) -> dict[str, Any]:
+    return {"left": left, "right": right, "summary": summarize(entries), **extra,
+            "entries": [e.to_json() for e in entries]}
+
+
+def summary_line(entries: Sequence[DiffEntry]) -> str:
+    summary = summarize(entries)
+    counts = ", ".join(f"{summary[s.value]} {s.value}" for s in Status if summary[s.value])
+    verdict = "no mismatches" if not summary["mismatches"] else f"{summary['mismatches']} mismatches"
+    return f"{len(entries)} entries: {counts or 'nothing to compare'} — {verdict}"
+
+
+def _side(record: VariableRecord | None) -> str:
+    return record.full_name if record is not None else "—"
+
+
+def _detail(entry: DiffEntry) -> str:
+    a, b = entry.left, entry.right
+    parts = []
+    if a is not None and b is not None:
+        if "type" in entry.differences:
+            parts.append(f"kind {kind_label(a)} ≠ {kind_label(b)}")
+        if "shape" in entry.differences:
+            parts.append(f"shape {format_shape(a.shape)} ≠ {format_shape(b.shape)}")
+        if "dtype" in entry.differences:
+            parts.append(f"dtype {a.dtype} ≠ {b.dtype}")
+    if entry.values is not None:
+        v = entry.values
+        parts.append(f"max_abs {v.max_abs:.3g}, max_rel {v.max_rel:.3g}"
+                     + ("" if v.allclose else " (not allclose)"))
+        nans = v.nan_left + v.nan_right + v.inf_left + v.inf_right
+        if nans:
+            parts.append(f"NaN {v.nan_left}/{v.nan_right}, Inf {v.inf_left}/{v.inf_right}")
+    if not parts:
+        only = a if a is not None else b
+        parts.append(f"{kind_label(only)} {format_shape(only.shape)} {only.dtype}")
+    return "; ".join(parts)
+
+
+def diff_table(left: str, right: str, entries: Sequence[DiffEntry]) -> str:
+    """Mismatches first, then everything else, each row: status, left path, right path, detail."""
+    ordered = sorted(entries, key=lambda e: (not e.is_mismatch, STATUS_ORDER.index(e.status)))
+    rows = [[e.status.value, _side(e.left), _side(e.right), _detail(e)] for e in ordered]
+    head = f"left:  {left}\nright: {right}\n{summary_line(entries)}\n"
+    return head + "\n" + format_table(["status", "left", "right", "detail"], rows)
+
+
+def diff_markdown(left: str, right: str, entries: Sequence[DiffEntry], notes: Sequence[str] = ()) -> str:
+    """A compact report for a pull-request comment: the summary, then only what is wrong."""
+    summary = summarize(entries)
+    lines = [f"### Flax State Inspector: `{left}` ↔ `{right}`", ""]
+    if summary["mismatches"]:
+        lines.append(f"**{summary['mismatches']} mismatch{'es' if summary['mismatches'] != 1 else ''}** "
+                     f"among {len(entries)} variables.")
+    else:
+        lines.append(f"**No mismatches** among {len(entries)} variables.")
+    lines += ["", "| status | count |", "|---|---:|"]
+    lines += [f"| {s.value} | {summary[s.value]} |" for s in Status if summary[s.value]]
+    wrong = [e for e in entries if e.is_mismatch]
+    if wrong:
+        lines += ["", "| status | left | right | detail |", "|---|---|---|---|"]
+        lines += [f"| {e.status.value} | {_code(e.left)} | {_code(e.right)} | {_detail(e)} |" for e in wrong]
+    if notes:
+        lines += [""] + [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _code(record: VariableRecord | None) -> str:
+    return f"`{record.full_name}`" if record is not None else "—"

@@ -1,0 +1,123 @@
+"""Alignment rules: a small JSON file a person can read, fix one line of, and reuse.
+
+``{"rename": [["<python regex>", "<replacement>"], ...], "pairs": {"<left path>": "<right path>"}}``
+
+Left paths are written without the Linen collection (``Block_0/Dense_0/kernel``); a pair may name a
+module (``"Block_0": "block"``), which pairs everything below it. ``pairs`` win over ``rename``;
+renames apply in order, each to the result of the previous one. Rules override the automatic
+alignment; ``rules_from_entries`` writes the alignment found as rules.
+
+>>> rules = parse_rules('{"rename": [["^Dense_(\\\\d+)", "linear\\\\1"]], "pairs": {"Block_0": "block"}}')
+>>> target_path(rules, "Block_0/Dense_0/kernel"), target_path(rules, "Dense_1/bias")
+('block/Dense_0/kernel', 'linear1/bias')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from inspector.errors import RulesError
+from inspector.kinds import same_kind
+from inspector.records import VariableRecord
+
+_KEYS = ("rename", "pairs")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rules:
+    rename: tuple[tuple[re.Pattern[str], str], ...] = ()
+    pairs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def parse_rules(text: str, *, origin: str = "rules") -> Rules:
+    """Parse a rules file's text; ``RulesError`` names the file, the place and the fix."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RulesError(f"{origin}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    if not isinstance(data, dict):
+        raise RulesError(f"{origin}: expected a JSON object with keys 'rename' and 'pairs', "
+                         f"got {type(data).__name__}")
+    unknown = sorted(set(data) - set(_KEYS))
+    if unknown:
+        raise RulesError(f"{origin}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                         "a rules file has only 'rename' and 'pairs'")
+    renames = []
+    for i, item in enumerate(data.get("rename", [])):
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+            raise RulesError(f"{origin}: rename[{i}] must be [\"<regex>\", \"<replacement>\"], got {item!r}")
+        try:
+            renames.append((re.compile(item[0]), item[1]))
+        except re.error as err:
+            raise RulesError(f"{origin}: rename[{i}]: bad regular expression {item[0]!r}: {err}") from None
+    pairs = data.get("pairs", {})
+    if not isinstance(pairs, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in pairs.items()):
+        raise RulesError(f"{origin}: 'pairs' must map left paths to right paths, both strings")
+    return Rules(rename=tuple(renames), pairs=dict(pairs))
+
+
+def target_path(rules: Rules, left: str) -> str | None:
+    """Where the rules send a left path, or None when no rule applies."""
+    best = max((k for k in rules.pairs if left == k or left.startswith(k + "/")), key=len, default=None)
+    if best is not None:
+        return rules.pairs[best] + left[len(best):]
+    new = left
+    for pattern, replacement in rules.rename:
+        try:
+            new = pattern.sub(replacement, new)
+        except (re.error, IndexError) as err:
+            raise RulesError(f"rename {pattern.pattern!r} → {replacement!r} fails on {left!r}: {err}") from None
+    return new if new != left else None
+
+
+def forced_pairs(rules: Rules, left: Sequence[VariableRecord], right: Sequence[VariableRecord]
+                 ) -> tuple[list[tuple[VariableRecord, VariableRecord]], list[str]]:
+    """Pairs the rules dictate, and a note for each rule target that names no right variable."""
+    by_name: dict[str, list[VariableRecord]] = {}
+    for record in right:
+        by_name.setdefault(record.name, []).append(record)
+        by_name.setdefault(record.full_name, []).append(record)
+    pairs, notes, taken = [], [], set()
+    for record in left:
+        target = target_path(rules, record.full_name) if record.full_name in rules.pairs else None
+        target = target or target_path(rules, record.name)
+        if target is None:
+            continue
+        candidates = [r for r in by_name.get(target, []) if id(r) not in taken]
+        found = next((r for r in candidates if same_kind(record.type, r.type)), None) or next(iter(candidates), None)
+        if found is None:
+            notes.append(f"rule sends {record.full_name!r} to {target!r}, which the right side does not have")
+            continue
+        taken.add(id(found))
+        pairs.append((record, found))
+    return pairs, notes
+
+
+def rules_from_entries(pairs: Sequence[tuple[VariableRecord, VariableRecord]]) -> dict[str, Any]:
+    """The alignment found, as rules: module-level pairs where a whole module was renamed."""
+    mapping: dict[str, str] = {}
+    for a, b in pairs:
+        if a.path == b.path:
+            continue
+        tail = 0
+        while tail < min(len(a.path), len(b.path)) and a.path[-1 - tail] == b.path[-1 - tail]:
+            tail += 1
+        lp, rp = a.path[:len(a.path) - tail], b.path[:len(b.path) - tail]
+        if lp:
+            mapping["/".join(map(str, lp))] = "/".join(map(str, rp))
+        else:
+            mapping[a.name] = b.name
+    # Drop pairs their parent's pair already implies (``Block_0/Dense_0`` under ``Block_0``).
+    kept = {}
+    for left, right in sorted(mapping.items()):
+        parent_l, _, last_l = left.rpartition("/")
+        parent_r, _, last_r = right.rpartition("/")
+        if parent_l and mapping.get(parent_l) == parent_r and last_l == last_r:
+            continue
+        kept[left] = right
+    return {"rename": [], "pairs": kept}
