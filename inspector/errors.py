@@ -34,6 +34,10 @@ class RulesError(InspectorError):
     """An alignment rules file that is malformed."""
 
 
+class PortError(InspectorError):
+    """Two sources that cannot be run side by side (no module, no inputs, an existing output)."""
+
+
 def did_you_mean(word: str, choices) -> str:
     """A ``"; did you mean 'x'?"`` suffix for a misspelled name, or ``""``.
 

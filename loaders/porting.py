@@ -1,0 +1,59 @@
+"""The port check over loaded sources: validate them, run the user's code, write the result.
+
+``inspector.port`` holds the logic; this module knows where the pieces of a ``LoadedSource`` are,
+runs the user's models with their errors named by the user's own frames, and writes the converted
+NNX state as an Orbax checkpoint.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from flax import nnx
+
+from inspector.diff import Tolerance
+from inspector.errors import PortError
+from inspector.example import LinenExample, NnxExample
+from inspector.port import PortReport, check_port
+from inspector.rules import Rules, forced_pairs
+from loaders.factory import user_code
+from loaders.source import LoadedSource
+
+
+def port_sources(linen: LoadedSource, target: LoadedSource, *, rules: Rules | None = None,
+                 tolerance: Tolerance = Tolerance(1e-5, 1e-5)) -> tuple[PortReport, nnx.State | None]:
+    """Check that ``target`` (NNX) computes what ``linen`` computes, with Linen's weights."""
+    if linen.abstract or target.abstract:
+        raise PortError("the port check runs both models: it needs concrete sources, not --abstract")
+    if not isinstance(linen.example, LinenExample) or linen.variables is None:
+        raise PortError(f"source {linen.spec!r} is not a runnable Linen model: its factory must return "
+                        "(linen_module, args, kwargs) so the model can be initialized and run")
+    if not isinstance(target.model, nnx.Module):
+        raise PortError(f"source {target.spec!r} is not an NNX module: its factory must return an nnx.Module "
+                        "(or (module, args, kwargs))")
+    example = target.example if isinstance(target.example, NnxExample) else None
+    forced = (lambda left, right: forced_pairs(rules, left, right)[0]) if rules else None
+    with user_code(f"{linen.spec} ↔ {target.spec}", None):
+        return check_port(linen.example, linen.variables, target.model, example, forced_pairs=forced,
+                          tolerance=tolerance)
+
+
+def write_state(directory: str, state: nnx.State, *, force: bool = False) -> Path:
+    """Save ``state`` with Orbax so ``StandardCheckpointer().restore(dir, abstract_state)`` loads it."""
+    import orbax.checkpoint as ocp
+
+    path = Path(directory).expanduser().absolute()
+    if path.exists():
+        if not force:
+            raise PortError(f"output directory {directory!r} exists; choose a new one or pass --force to replace it")
+        if not path.is_dir():
+            raise PortError(f"output {directory!r} exists and is not a directory")
+        shutil.rmtree(path)
+    if not path.parent.is_dir():
+        raise PortError(f"cannot write {directory!r}: the folder {str(path.parent)!r} does not exist")
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(path, state)
+    checkpointer.wait_until_finished()
+    checkpointer.close()
+    return path
