@@ -26,6 +26,8 @@ def main() -> None:
     sources.init_state(parse_options(sys.argv[1:]))
     page = st.navigation([
         st.Page("app_pages/browse.py", title="Browse", icon="🗂️", default=True),
+        st.Page("app_pages/diff.py", title="Diff", icon="↔️"),
+        st.Page("app_pages/port.py", title="Port check", icon="✅"),
     ])
     st.session_state["choice"] = sources.sidebar()
     page.run()

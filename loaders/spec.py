@@ -44,9 +44,13 @@ class SourceSpec:
     step: int | None = None
 
 
-def parse_spec(text: str) -> SourceSpec:
-    """Parse a source string, or raise ``SourceError`` saying what a source looks like."""
+def parse_spec(text: str, *, base: str | None = None) -> SourceSpec:
+    """Parse a source string, or raise ``SourceError`` saying what a source looks like.
+
+    Relative paths are looked up under ``base`` (default: the working directory).
+    """
     text = text.strip()
+    at = (lambda p: Path(base) / p) if base else Path
     if not text:
         raise SourceError(f"empty source: {SPEC_HELP}")
     if text.startswith("sample:"):
@@ -56,14 +60,14 @@ def parse_spec(text: str) -> SourceSpec:
     if m := _MODULE.match(text):
         return SourceSpec(text, "module", m["module"], m["attr"])
     m = _STEP.match(text)
-    if m and Path(m["path"]).is_dir():
+    if m and at(m["path"]).is_dir():
         return SourceSpec(text, "checkpoint", m["path"], step=int(m["step"]))
-    if Path(text).is_dir():
+    if at(text).is_dir():
         return SourceSpec(text, "checkpoint", text)
-    if text.endswith(".py") or (Path(text).suffix == ".py" and Path(text).exists()):
+    if text.endswith(".py"):
         raise SourceError(f"source {text!r} names a file but no factory: write "
                           f"'{text}:make_model' (the zero-argument function that builds the model)")
-    if ":" not in text and not Path(text).exists():
+    if ":" not in text and not at(text).exists():
         raise SourceError(f"source {text!r} does not exist: no such directory, and not a spec "
                           f"({SPEC_HELP})")
     raise SourceError(f"source {text!r} is not understood: {SPEC_HELP}")

@@ -1,16 +1,22 @@
-"""The sidebar every page shares: which sources to inspect, loaded once and cached."""
+"""The sidebar every page shares: which sources to inspect, loaded once and cached.
+
+Sources typed into the page are confined to the root folder (``--root`` or ``INSPECTOR_ROOT``);
+specs given on the app's command line are trusted as they are.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+import time
 from pathlib import Path
 
 import streamlit as st
 
 from inspector.errors import InspectorError
 from loaders import LoadedSource, load_source, parse_spec
+from loaders.confine import confine_spec
 from sample_models import FORMS, SAMPLES
 
 LOG = logging.getLogger("inspector.app")
@@ -31,13 +37,19 @@ class Options:
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
+    """What the sidebar says: two specs, the root folder, and whether to build abstractly."""
+
     left: str
     right: str
     abstract: bool
+    root: str
 
 
 def init_state(options: Options) -> None:
     """Seed the sidebar's widgets from the command line, once per session."""
+    if "root" not in st.session_state:
+        st.session_state["root"] = str(Path(options.root).resolve())
+        st.session_state["trusted"] = {options.left, options.right}
     for side, spec in (("left", options.left), ("right", options.right)):
         if f"{side}_pick" not in st.session_state:
             if spec in SAMPLE_SPECS:
@@ -45,7 +57,6 @@ def init_state(options: Options) -> None:
             else:
                 st.session_state[f"{side}_pick"] = OTHER
                 st.session_state[f"{side}_text"] = spec
-    st.session_state.setdefault("root", options.root)
 
 
 def sidebar() -> Choice:
@@ -54,9 +65,10 @@ def sidebar() -> Choice:
         st.subheader("Sources")
         left = _picker("left", "Left source (e.g. Linen)")
         right = _picker("right", "Right source (e.g. NNX)")
-        abstract = st.toggle("Abstract (shapes only, allocate nothing)", key="abstract",
+        abstract = st.toggle("Abstract (shapes only)", key="abstract",
                              help="Build with jax.eval_shape / nnx.eval_shape: no array is allocated.")
-    return Choice(left=left, right=right, abstract=abstract)
+        st.caption(f"Files and checkpoints are read under the root folder `{st.session_state['root']}`.")
+    return Choice(left=left, right=right, abstract=abstract, root=st.session_state["root"])
 
 
 def _picker(side: str, label: str) -> str:
@@ -65,19 +77,22 @@ def _picker(side: str, label: str) -> str:
         return pick
     return st.text_input(f"{side.title()} spec", key=f"{side}_text",
                          placeholder="models/my_model.py:make_model",
-                         help="path/to/file.py:FACTORY or an Orbax checkpoint directory").strip()
+                         help="path/to/file.py:FACTORY or an Orbax checkpoint directory (DIR or DIR@STEP), "
+                              "relative to the root folder").strip()
 
 
-def load(spec: str, *, abstract: bool) -> LoadedSource | None:
-    """Load a source with a spinner; show ``st.error`` and return None if it cannot be loaded."""
+def load(choice: Choice, side: str) -> LoadedSource | None:
+    """Load the left or right source with a spinner; on bad input show ``st.error`` and return None."""
+    spec = getattr(choice, side)
     if not spec:
-        st.info("Enter a source spec in the sidebar.")
+        st.info(f"Enter the {side} source in the sidebar.")
         return None
     try:
+        confined = confine_spec(spec, choice.root, trusted=st.session_state.get("trusted", ()))
         with st.spinner(f"Loading {spec}…"):
-            return _load_cached(spec, abstract, _stamp(spec))
+            return _load_cached(confined, choice.abstract, _stamp(confined))
     except InspectorError as err:
-        st.error(str(err))
+        st.error(f"{side.title()} source: {err}")
     except Exception:  # a bug, not bad input: keep the traceback in the log
         LOG.exception("loading %s failed", spec)
         st.error(f"Something went wrong while loading {spec!r}; the server log has the details.")
@@ -86,19 +101,26 @@ def load(spec: str, *, abstract: bool) -> LoadedSource | None:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _load_cached(spec: str, abstract: bool, stamp: float | None) -> LoadedSource:
-    return load_source(spec, abstract=abstract)
+    started = time.perf_counter()
+    source = load_source(spec, abstract=abstract)
+    LOG.info("loaded %s (abstract=%s) in %.2fs", spec, abstract, time.perf_counter() - started)
+    return source
+
+
+def source_key(src: LoadedSource) -> tuple:
+    """A hashable key for caches of things derived from a loaded source."""
+    return (src.spec, src.abstract, _stamp(src.spec), id(src))
 
 
 def _stamp(spec: str) -> float | None:
-    """The modification time of a spec's file, so an edited model file is loaded again."""
+    """The modification time of a spec's file or directory, so an edited model is loaded again."""
     try:
         parsed = parse_spec(spec)
     except InspectorError:
         return None
     if parsed.kind in ("file", "checkpoint"):
-        with_path = Path(parsed.target)
         try:
-            return os.stat(with_path).st_mtime
+            return os.stat(parsed.target).st_mtime
         except OSError:
             return None
     return None

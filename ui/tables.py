@@ -1,4 +1,4 @@
-"""Records as pandas frames for ``st.dataframe``: one row per variable."""
+"""Records and diff entries as pandas frames for ``st.dataframe``: one row per variable."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from inspector.diff import DiffEntry
 from inspector.records import VariableRecord, totals_by_kind
 from inspector.report import KIND_UNKNOWN_LABEL, format_shape
+
+STATUS_BACKGROUND = {
+    "match": "#e8f5e9", "renamed": "#e3f2fd", "rng_only": "#f5f5f5", "type_mismatch": "#ffcdd2",
+    "shape_mismatch": "#ffccbc", "dtype_mismatch": "#ffe0b2", "value_mismatch": "#f8bbd0",
+    "left_only": "#e1bee7", "right_only": "#d1c4e9",
+}
 
 
 def records_frame(records: Sequence[VariableRecord]) -> pd.DataFrame:
@@ -31,3 +38,35 @@ def totals_frame(records: Sequence[VariableRecord]) -> pd.DataFrame:
         "parameters": [t.size for t in totals.values()],
         "bytes": [t.nbytes for t in totals.values()],
     })
+
+
+def diff_frame(entries: Sequence[DiffEntry]) -> pd.DataFrame:
+    """Side by side: the left variable, the right variable, and what differs."""
+    def side(record: VariableRecord | None, attr: str) -> str:
+        if record is None:
+            return ""
+        if attr == "shape":
+            return format_shape(record.shape)
+        if attr == "kind":
+            return record.type or KIND_UNKNOWN_LABEL
+        return getattr(record, attr)
+
+    return pd.DataFrame({
+        "status": [e.status.value for e in entries],
+        "left": [e.left.full_name if e.left else "" for e in entries],
+        "right": [e.right.full_name if e.right else "" for e in entries],
+        "left kind": [side(e.left, "kind") for e in entries],
+        "right kind": [side(e.right, "kind") for e in entries],
+        "left shape": [side(e.left, "shape") for e in entries],
+        "right shape": [side(e.right, "shape") for e in entries],
+        "left dtype": [side(e.left, "dtype") for e in entries],
+        "right dtype": [side(e.right, "dtype") for e in entries],
+        "parameters": [(e.left or e.right).size for e in entries],
+        "max_abs": [e.values.max_abs if e.values else None for e in entries],
+    })
+
+
+def style_status(frame: pd.DataFrame):
+    """Colour each row by its status (a Styler ``st.dataframe`` draws)."""
+    return frame.style.apply(lambda row: [f"background-color: {STATUS_BACKGROUND.get(row['status'], '')}"]
+                             * len(row), axis=1)

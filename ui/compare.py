@@ -1,0 +1,51 @@
+"""Diffs and port checks of two loaded sources, computed once per input and cached."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from inspector.diff import DiffEntry, Tolerance, diff_trees, summarize
+from inspector.rules import forced_pairs, parse_rules
+from loaders import LoadedSource
+from loaders.porting import port_sources
+from ui import sources
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffResult:
+    entries: tuple[DiffEntry, ...]
+    summary: dict[str, int]
+    notes: tuple[str, ...]
+
+
+def diff(left: LoadedSource, right: LoadedSource, rules_text: str, with_values: bool, rtol: float,
+         atol: float) -> DiffResult:
+    return _diff(left, right, sources.source_key(left), sources.source_key(right), rules_text, with_values,
+                 rtol, atol)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _diff(_left: LoadedSource, _right: LoadedSource, lkey: tuple, rkey: tuple, rules_text: str,
+          with_values: bool, rtol: float, atol: float) -> DiffResult:
+    forced, notes = ([], [])
+    if rules_text:
+        forced, notes = forced_pairs(parse_rules(rules_text, origin="rules"), _left.records, _right.records)
+    entries = diff_trees(
+        _left.records, _right.records, left_structure=_left.structure, right_structure=_right.structure,
+        forced=forced, rng_one_sided=not (_left.form == _right.form == "nnx"),
+        values=(_left.read, _right.read) if with_values else None, tolerance=Tolerance(rtol=rtol, atol=atol))
+    return DiffResult(tuple(entries), summarize(entries), tuple(notes))
+
+
+def port(left: LoadedSource, right: LoadedSource, rules_text: str, atol: float, rtol: float):
+    """The port check's report and converted state (cached: it runs both models)."""
+    return _port(left, right, sources.source_key(left), sources.source_key(right), rules_text, atol, rtol)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _port(_left: LoadedSource, _right: LoadedSource, lkey: tuple, rkey: tuple, rules_text: str, atol: float,
+          rtol: float):
+    rules = parse_rules(rules_text, origin="rules") if rules_text.strip() else None
+    return port_sources(_left, _right, rules=rules, tolerance=Tolerance(rtol=rtol, atol=atol))
