@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from typing import Any, NoReturn
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                                description="List every variable of a source, with totals per kind.")
     _add_source(show, "SOURCE")
     _add_format(show, ("table", "json"))
+    show.add_argument("--values", action="store_true",
+                      help="also read values for statistics (min, max, mean, std, NaN/Inf counts); "
+                           "a checkpoint is read one array at a time")
     show.set_defaults(func=cmd_show)
 
     diff = commands.add_parser("diff", help="align two sources variable by variable and report what differs",
@@ -65,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(split, ("table", "json"))
     split.set_defaults(func=cmd_split)
 
+    port = commands.add_parser("port", help="move Linen weights into the NNX model and compare both outputs",
+                               description="Convert the Linen variables into the NNX model through the "
+                                           "alignment, run both on the example inputs and compare every "
+                                           "output. Exit 0: outputs match; 1: they differ or the conversion "
+                                           "is refused; 2: bad input.")
+    _add_source(port, "LINEN")
+    port.add_argument("nnx", metavar="NNX", help="the NNX source (same spec forms as LINEN)")
+    _add_format(port, ("table", "json"))
+    port.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
+    port.add_argument("--out", metavar="DIR", help="write the converted NNX state as an Orbax checkpoint")
+    port.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    port.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    port.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default 1e-5)")
+    port.set_defaults(func=cmd_port)
+
     steps = commands.add_parser("steps", help="list the steps (and their items) of a CheckpointManager directory")
     steps.add_argument("directory", metavar="DIR")
     _add_format(steps, ("table", "json"))
@@ -91,29 +110,145 @@ def cmd_show(args: argparse.Namespace) -> int:
     from inspector.report import records_table, show_json
     from loaders import load_source
 
-    src = load_source(args.source, abstract=args.abstract)
+    src = load_source(args.source, abstract=args.abstract, values=args.values)
+    checkpoint = src.obj if src.form == "checkpoint" else None
     if args.format == "json":
-        _print_json(show_json(src.spec, src.records))
+        _print_json(show_json(src.spec, src.records, **({"checkpoint": checkpoint.to_json()} if checkpoint else {})))
     else:
-        print(f"{src.spec}  ({src.form}{', abstract' if src.abstract else ''})\n")
+        print(f"{src.spec}  ({src.form}{', abstract' if src.abstract else ''})")
+        print(f"read: {checkpoint.describe()}\n" if checkpoint else "")
         print(records_table(src.records))
+        if args.values:
+            from inspector.stats import stats_table
+
+            print("\n" + stats_table(src.records))
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    raise _not_yet("diff")
+    from inspector.diff import Tolerance, diff_trees, summarize
+    from inspector.diff_report import diff_json, diff_markdown, diff_table
+    from inspector.errors import InspectorError
+    from inspector.rules import forced_pairs, parse_rules, rules_from_entries
+    from loaders import load_source
+
+    if args.values and args.abstract:
+        raise InspectorError("--values compares arrays, and --abstract builds none: drop one of them")
+    rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
+    left = load_source(args.left, abstract=args.abstract)
+    right = load_source(args.right, abstract=args.abstract)
+    forced, notes = forced_pairs(rules, left.records, right.records) if rules else ([], [])
+    tolerance = Tolerance(rtol=1e-5 if args.rtol is None else args.rtol, atol=1e-8 if args.atol is None else args.atol)
+    entries = diff_trees(
+        left.records, right.records, left_structure=left.structure, right_structure=right.structure,
+        forced=forced, rng_one_sided=not (left.form == right.form == "nnx"),
+        values=(left.read, right.read) if args.values else None, tolerance=tolerance)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.write_rules:
+        found = [(e.left, e.right) for e in entries if e.left is not None and e.right is not None]
+        _write_text(args.write_rules, json.dumps(rules_from_entries(found), indent=2) + "\n", "rules file")
+    if args.format == "json":
+        _print_json(diff_json(left.spec, right.spec, entries, **({"rule_notes": notes} if notes else {})))
+    elif args.format == "markdown":
+        print(diff_markdown(left.spec, right.spec, entries, notes), end="")
+    else:
+        print(diff_table(left.spec, right.spec, entries))
+    return 1 if summarize(entries)["mismatches"] else 0
+
+
+def cmd_port(args: argparse.Namespace) -> int:
+    from inspector.diff import Tolerance
+    from inspector.port_report import port_json, port_table
+    from inspector.rules import parse_rules
+    from loaders import load_source
+    from loaders.porting import port_sources, write_state
+
+    rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
+    linen = load_source(args.linen)
+    target = load_source(args.nnx)
+    report, state = port_sources(linen, target, rules=rules, tolerance=Tolerance(rtol=args.rtol, atol=args.atol))
+    written = write_state(args.out, state, force=args.force) if args.out and state is not None else None
+    if args.format == "json":
+        _print_json(port_json(linen.spec, target.spec, report, str(written) if written else None))
+    else:
+        print(port_table(linen.spec, target.spec, report, str(written) if written else None))
+    return 0 if report.ok else 1
+
+
+def _read_text(path: str, what: str) -> str:
+    from inspector.errors import InspectorError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as err:
+        raise InspectorError(f"{what} {path!r} cannot be read: {err.strerror}; check the path") from None
+    except UnicodeDecodeError:
+        raise InspectorError(f"{what} {path!r} is not UTF-8 text") from None
+
+
+def _write_text(path: str, text: str, what: str) -> None:
+    from inspector.errors import InspectorError
+
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as err:
+        raise InspectorError(f"{what} {path!r} cannot be written: {err.strerror}") from None
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
-    raise _not_yet("filter")
+    from inspector.filters import parse_filter
+    from inspector.split_report import filter_json, filter_table
+    from inspector.splitmerge import select, subject_notes, subject_of_source
+    from loaders import load_source
+
+    src = load_source(args.source, abstract=args.abstract)
+    subject = subject_of_source(src)
+    parsed = parse_filter(args.expr, subject.variable_types, collections=subject.collections)
+    records = select(subject, parsed)
+    for note in [*subject_notes(subject), *parsed.notes]:
+        print(f"note: {note}", file=sys.stderr)
+    if args.format == "json":
+        _print_json(filter_json(src.spec, parsed, records))
+    else:
+        print(filter_table(src.spec, parsed, records))
+    return 0
 
 
 def cmd_split(args: argparse.Namespace) -> int:
-    raise _not_yet("split")
+    from inspector.filters import parse_filters
+    from inspector.split_report import split_json, split_table
+    from inspector.splitmerge import split_groups, subject_notes, subject_of_source
+    from loaders import load_source
+
+    src = load_source(args.source, abstract=args.abstract)
+    subject = subject_of_source(src)
+    filters = parse_filters(args.exprs, subject.variable_types, collections=subject.collections)
+    split = split_groups(subject, filters)
+    for note in dict.fromkeys([*subject_notes(subject), *(n for f in filters for n in f.notes)]):
+        print(f"note: {note}", file=sys.stderr)
+    if args.format == "json":
+        _print_json(split_json(src.spec, filters, split))
+    else:
+        print(split_table(src.spec, split, splittable=subject.node is not None))
+    return 0
 
 
 def cmd_steps(args: argparse.Namespace) -> int:
-    raise _not_yet("steps")
+    from inspector.report import format_table
+    from loaders.checkpoint_dirs import list_steps
+
+    steps = list_steps(args.directory)
+    if args.format == "json":
+        _print_json({"directory": args.directory, "latest": steps[-1].step,
+                     "steps": [s.to_json() for s in steps]})
+    else:
+        rows = [[str(s.step), ", ".join(s.items), s.saved or ""] for s in steps]
+        print(f"{args.directory}  ({len(steps)} steps, latest {steps[-1].step})\n")
+        print(format_table(["step", "items", "saved (UTC)"], rows, right={0}))
+    return 0
 
 
 def _not_yet(command: str) -> Exception:
@@ -141,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
 
 
 if __name__ == "__main__":

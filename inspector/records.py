@@ -13,6 +13,7 @@ annotations. Records are hashable and picklable, so caches, tables and diffs all
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
@@ -81,7 +82,9 @@ class Stats:
     inf: int
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON has no NaN or Infinity: a statistic that is not finite is written as null."""
+        return {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclasses.dataclass(frozen=True)

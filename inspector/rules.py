@@ -1,4 +1,4 @@
-"""Alignment rules: a small JSON file a person can read, fix one line of, and reuse.
+r"""Alignment rules: a small JSON file a person can read, fix one line of, and reuse.
 
 ``{"rename": [["<python regex>", "<replacement>"], ...], "pairs": {"<left path>": "<right path>"}}``
 

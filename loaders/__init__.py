@@ -7,27 +7,46 @@
 
 from __future__ import annotations
 
+from inspector.errors import SourceError
 from loaders.source import LoadedSource
 from loaders.spec import SourceSpec, parse_spec
 
 __all__ = ["LoadedSource", "SourceSpec", "load_source", "parse_spec"]
 
 
-def load_source(text: str, *, abstract: bool = False) -> LoadedSource:
-    """Load any source spec (see ``loaders.spec``); raises ``SourceError`` on bad input."""
+def load_source(text: str, *, abstract: bool = False, values: bool = False) -> LoadedSource:
+    """Load any source spec (see ``loaders.spec``); raises ``SourceError`` on bad input.
+
+    With ``values`` every record carries the statistics of its value (``record.stats``); a
+    checkpoint reads its arrays one at a time for them.
+    """
+    spec = parse_spec(text)
+    if spec.kind == "checkpoint":
+        from loaders.checkpoint import load_checkpoint
+
+        return load_checkpoint(spec, abstract=abstract, values=values)
+    if values and abstract:
+        raise SourceError(f"source {spec.text!r}: an abstract build has shapes but no values; "
+                          "drop --abstract to compute value statistics")
+    src = _load_live(spec, abstract=abstract)
+    if not values:
+        return src
+    import dataclasses
+
+    from inspector.stats import records_with_stats
+
+    return dataclasses.replace(src, records=records_with_stats(src.records, src.read))
+
+
+def _load_live(spec: SourceSpec, *, abstract: bool) -> LoadedSource:
     from loaders import factory, source
     from sample_models import SAMPLES
 
-    spec = parse_spec(text)
     if spec.kind == "sample":
         code = SAMPLES[spec.target].module(spec.attr)
         return source.from_example(spec.text, code.example(), abstract=abstract, code=code)
     if spec.kind == "file":
         fn, code = factory.load_file_factory(spec.target, spec.attr, spec=spec.text)
         return source.from_factory(spec.text, fn, abstract=abstract, code=code, file=code.__file__)
-    if spec.kind == "module":
-        fn, code = factory.load_module_factory(spec.target, spec.attr, spec=spec.text)
-        return source.from_factory(spec.text, fn, abstract=abstract, code=code, file=code.__file__)
-    from loaders.checkpoint import load_checkpoint
-
-    return load_checkpoint(spec, abstract=abstract)
+    fn, code = factory.load_module_factory(spec.target, spec.attr, spec=spec.text)
+    return source.from_factory(spec.text, fn, abstract=abstract, code=code, file=code.__file__)

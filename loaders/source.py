@@ -19,6 +19,7 @@ from inspector.errors import SourceError
 from inspector.example import Inputs, LinenExample, NnxExample
 from inspector.normalize import flatten_variables
 from inspector.records import Path, VariableRecord
+from inspector.structure import EMPTY, Structure, structure_of
 from loaders.abstract import abstract_build
 from loaders.build import Built, abstractify, build_linen, build_nnx
 from loaders.factory import user_code
@@ -43,10 +44,19 @@ class LoadedSource:
     variables: Mapping[str, Any] | None = None
     captured: nnx.State | None = None
     variable_types: Mapping[str, type[nnx.Variable]] = dataclasses.field(default_factory=dict)
+    structure: Structure = EMPTY
+    # Reads one record's value on demand: checkpoints keep only metadata in ``values``.
+    reader: Callable[[VariableRecord], Any] | None = None
 
     def value(self, record: VariableRecord) -> Any:
         """The leaf value a record describes (an array, or a ShapeDtypeStruct when abstract)."""
         return self.values[record.key]
+
+    def read(self, record: VariableRecord) -> Any:
+        """The array of one variable, read now if it is not in memory (checkpoints)."""
+        if self.reader is not None:
+            return self.reader(record)
+        return self.value(record)
 
 
 def from_example(spec: str, example: LinenExample | NnxExample, *, abstract: bool,
@@ -182,7 +192,7 @@ def _assemble(spec: str, built: Built, *, abstract: bool, example: Any,
         spec=spec, form=_form_of(built.obj, example), records=tuple(r for r, _ in leaves),
         values=values, obj=built.obj, abstract=abstract, example=example, model=built.model,
         variables=built.variables, captured=built.captured,
-        variable_types=_variable_types(built, code))
+        variable_types=_variable_types(built, code), structure=structure_of(built.obj, built.captured))
 
 
 def _variable_types(built: Built, code: ModuleType | None) -> dict[str, type[nnx.Variable]]:
