@@ -22,12 +22,13 @@ def parse_options(argv: list[str]) -> sources.Options:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Flax State Inspector", page_icon="🔎", layout="wide")
+    st.set_page_config(page_title="Flax State Inspector", page_icon=":material/search:", layout="wide")
     sources.init_state(parse_options(sys.argv[1:]))
     page = st.navigation([
-        st.Page("app_pages/browse.py", title="Browse", icon="🗂️", default=True),
-        st.Page("app_pages/diff.py", title="Diff", icon="↔️"),
-        st.Page("app_pages/port.py", title="Port check", icon="✅"),
+        st.Page("app_pages/browse.py", title="Browse", icon=":material/table_view:", default=True),
+        st.Page("app_pages/diff.py", title="Diff", icon=":material/compare_arrows:"),
+        st.Page("app_pages/filters.py", title="Filters & split", icon=":material/filter_alt:"),
+        st.Page("app_pages/port.py", title="Port check", icon=":material/verified:"),
     ])
     st.session_state["choice"] = sources.sidebar()
     page.run()

@@ -30,7 +30,8 @@ query = st.text_input("Search paths", key="browse_query", placeholder="e.g. kern
 kinds = st.multiselect("Kinds", list(totals), key="browse_kinds", placeholder="all kinds")
 records = [r for r in src.records if (not query or query.lower() in r.full_name.lower())
            and (not kinds or r.kind in kinds)]
-st.dataframe(tables.records_frame(records), hide_index=True, width="stretch", height=min(38 + 35 * len(records), 460),
+frame = tables.records_frame(records)
+st.dataframe(frame, hide_index=True, width="stretch", height=min(38 + 35 * len(records), 460),
              column_config={"parameters": st.column_config.NumberColumn(format="localized"),
                             "bytes": st.column_config.NumberColumn(format="localized")})
 st.caption(f"{len(records):,} of {len(src.records):,} variables shown · "
@@ -44,14 +45,17 @@ with left_col:
     st.plotly_chart(derived.treemap(src), key="browse_treemap")
 with right_col:
     st.subheader("Totals per kind")
-    st.dataframe(tables.totals_frame(src.records), hide_index=True, width="stretch")
+    st.dataframe(tables.totals_frame(src.records), hide_index=True, width="stretch",
+                 column_config={"parameters": st.column_config.NumberColumn(format="localized"),
+                                "bytes": st.column_config.NumberColumn(format="localized")})
 
 st.subheader("One variable")
 if not records:
     st.info("No variable matches the search.")
     st.stop()
 names = [r.full_name for r in records]
-picked = st.selectbox("Variable", names, key="browse_variable")
+largest = max(range(len(records)), key=lambda i: records[i].size)
+picked = st.selectbox("Variable", names, index=largest, key="browse_variable")
 record = records[names.index(picked)] if picked in names else records[0]
 st.write(f"**{record.full_name}** · {record.kind} · {format_shape(record.shape)} · {record.dtype} · "
          f"{record.size:,} parameters · {format_bytes(record.nbytes)}"

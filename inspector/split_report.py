@@ -71,7 +71,7 @@ def split_table(spec: str, split: Split, *, splittable: bool) -> str:
         names = ", ".join(r.name for r in split.captured[:_SHOWN])
         blocks.append(f"captured outside the model (nnx.capture), not split: {names}"
                       + (f" and {len(split.captured) - _SHOWN} more" if len(split.captured) > _SHOWN else ""))
-    blocks.append("merge: " + _merge_verdict(split, splittable=splittable))
+    blocks.append("merge: " + merge_verdict(split, splittable=splittable))
     if split.fixed_line is None:
         blocks.append("python:\n  " + split.line)
     else:
@@ -89,7 +89,7 @@ def leftover_lines(split: Split) -> list[str]:
             "to collect them"]
 
 
-def _merge_verdict(split: Split, *, splittable: bool) -> str:
+def merge_verdict(split: Split, *, splittable: bool) -> str:
     if split.merge_roundtrip is True:
         return "nnx.merge(graphdef, *states) rebuilds a model whose state equals the original"
     if split.merge_roundtrip is False:

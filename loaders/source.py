@@ -52,6 +52,13 @@ class LoadedSource:
         """The leaf value a record describes (an array, or a ShapeDtypeStruct when abstract)."""
         return self.values[record.key]
 
+    def model_records(self) -> tuple[VariableRecord, ...]:
+        """The records a checkpoint of this source would hold: without captured intermediates."""
+        if self.captured is None:
+            return self.records
+        captured = {r.key for r, _ in flatten_variables(self.captured)}
+        return tuple(r for r in self.records if r.key not in captured)
+
     def read(self, record: VariableRecord) -> Any:
         """The array of one variable, read now if it is not in memory (checkpoints)."""
         if self.reader is not None:

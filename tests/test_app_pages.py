@@ -131,3 +131,43 @@ def test_browse_treescope_iframe():
     at = page("browse")
     html = at.get("iframe")[0].proto.srcdoc
     assert "treescope" in html.lower() and len(html) > 1000
+
+
+def test_filters_page_live_results_and_examples():
+    at = page("filters")
+    assert not at.error
+    at.text_input(key="filter_text").set_value("nnx.Param & nnx.PathContains('kernel')").run()
+    assert not at.exception and not at.error
+    frame = at.dataframe[0].value
+    assert frame[frame["match"]]["path"].tolist() == ["block/linear/kernel", "linear/kernel"]
+    assert ("variables", "2 of 6") in [(m.label, m.value) for m in at.metric]
+    assert "nnx.state(model, nnx.All(nnx.Param, nnx.PathContains('kernel')))" in [c.value for c in at.code]
+    at.button_group(key="filter_example").set_value("nnx.RngState").run()
+    assert at.text_input(key="filter_text").value == "nnx.RngState"
+    assert ("variables", "2 of 6") in [(m.label, m.value) for m in at.metric]
+
+
+def test_filters_page_refuses_bad_text_and_keeps_working():
+    at = page("filters")
+    at.text_input(key="filter_text").set_value("Parm").run()
+    assert "Unknown name 'Parm'. Did you mean 'Param'?" in at.error[0].value
+    at.text_input(key="filter_text").set_value("__import__('os').system('touch /tmp/pwned')").run()
+    assert not at.exception and at.error
+    at.text_input(key="filter_text").set_value("nnx.Param").run()
+    assert not at.error
+
+
+def test_filters_page_split_and_merge():
+    at = page("filters")
+    assert "graphdef, params, rest = nnx.split(model, nnx.Param, ...)" in [c.value for c in at.code]
+    assert any("rebuilds a model whose state equals the original" in s.value for s in at.success)
+    at.text_input(key="split_text").set_value("nnx.Param").run()
+    assert any("not exhaustive" in w.value for w in at.warning)
+
+
+def test_filters_page_linen_source_viewed_as_nnx_kinds():
+    at = page("filters")
+    at.selectbox(key="right_pick").set_value("sample:counter:linen").run()
+    at.text_input(key="filter_text").set_value("nnx.BatchStat").run()
+    frame = at.dataframe[0].value
+    assert frame[frame["match"]]["path"].tolist() == ["batchnorm/mean", "batchnorm/var"]

@@ -8,6 +8,7 @@ import streamlit as st
 
 from inspector.diff import DiffEntry, Tolerance, diff_trees, summarize
 from inspector.rules import forced_pairs, parse_rules
+from inspector.splitmerge import Subject, subject_of_source
 from loaders import LoadedSource
 from loaders.porting import port_sources
 from ui import sources
@@ -49,3 +50,13 @@ def _port(_left: LoadedSource, _right: LoadedSource, lkey: tuple, rkey: tuple, r
           rtol: float):
     rules = parse_rules(rules_text, origin="rules") if rules_text.strip() else None
     return port_sources(_left, _right, rules=rules, tolerance=Tolerance(rtol=rtol, atol=atol))
+
+
+def subject(src: LoadedSource) -> Subject:
+    """The source's variables as NNX would hold them, for filters (cached per source)."""
+    return _subject(src, sources.source_key(src))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _subject(_src: LoadedSource, key: tuple) -> Subject:
+    return subject_of_source(_src)

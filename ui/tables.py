@@ -18,7 +18,8 @@ STATUS_BACKGROUND = {
 
 
 def records_frame(records: Sequence[VariableRecord]) -> pd.DataFrame:
-    return pd.DataFrame({
+    """One row per variable; the collection and sharding columns only where some row has one."""
+    frame = pd.DataFrame({
         "collection": [r.collection or "" for r in records],
         "path": [r.name for r in records],
         "kind": [r.type or KIND_UNKNOWN_LABEL for r in records],
@@ -28,6 +29,8 @@ def records_frame(records: Sequence[VariableRecord]) -> pd.DataFrame:
         "bytes": [r.nbytes for r in records],
         "sharding": [r.sharding.describe() if r.sharding else "" for r in records],
     })
+    empty = [c for c in ("collection", "sharding") if not frame[c].astype(bool).any()]
+    return frame.drop(columns=empty)
 
 
 def totals_frame(records: Sequence[VariableRecord]) -> pd.DataFrame:

@@ -125,9 +125,27 @@ def test_diff_page(server, page):
     shoot(page, "02-diff")
 
 
+def test_filters_page(server, page):
+    open_page(page, "Filters & split")
+    box = page.get_by_label("Filter", exact=True)
+    box.fill("nnx.Param & ~nnx.PathContains('bias')")
+    box.press("Enter")
+    page.get_by_text("2 of 6").wait_for(timeout=60_000)
+    settle(page)
+    assert page.get_by_text("nnx.All(nnx.Param, nnx.Not(nnx.PathContains('bias')))").count() >= 1
+    box.fill("Parm")
+    box.press("Enter")
+    page.get_by_text("Did you mean 'Param'?").wait_for(timeout=60_000)
+    box.fill("nnx.Param & ~nnx.PathContains('bias')")
+    box.press("Enter")
+    page.get_by_text("2 of 6").wait_for(timeout=60_000)
+    settle(page)
+    shoot(page, "03-filters")
+
+
 def test_port_page(server, page):
     open_page(page, "Port check")
     page.get_by_role("button", name="Run port check").click()
     page.get_by_text("MATCH: 4 variables converted").wait_for(timeout=120_000)
     settle(page)
-    shoot(page, "03-port")
+    shoot(page, "04-port")
