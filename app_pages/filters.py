@@ -6,10 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from inspector.errors import InspectorError
-from inspector.filters import parse_filter, parse_filters
+from inspector.filters import parse_filter
 from inspector.records import format_bytes
 from inspector.split_report import leftover_lines, merge_verdict
-from inspector.splitmerge import select, split_groups, subject_notes
+from inspector.splitmerge import select, subject_notes
 from ui import compare, sources, tables
 
 EXAMPLES = ["nnx.Param", "nnx.BatchStat", "(nnx.Param, nnx.BatchStat)", "nnx.Param & nnx.PathContains('kernel')",
@@ -65,11 +65,11 @@ st.subheader("Split")
 split_text = st.text_input("Filters, in order, separated by ';'", key="split_text", value="nnx.Param; ...")
 if split_text.strip():
     try:
-        filters = parse_filters(split_text, subject.variable_types, collections=subject.collections)
+        with st.spinner("Splitting and merging…"):
+            filters, split = compare.split(src, split_text)
     except InspectorError as err:
         st.error(str(err))
         st.stop()
-    split = split_groups(subject, filters)
     st.code(split.line, language="python")
     for group in split.groups:
         with st.expander(f"`{group.filter}` — {len(group.records):,} variables, "

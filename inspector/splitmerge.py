@@ -243,14 +243,15 @@ def split_groups(subject: Subject, filters: Sequence[FilterLike]) -> Split:
             continue
         target = next((groups[i] for i, p in enumerate(predicates) if p(var.path, var.variable)), remainder)
         target.extend(var.records)
-    roundtrip = merge_roundtrip(subject.node, filters) if subject.node is not None and not remainder else None
+    roundtrip = merge_roundtrip(subject.node, filters, exhaustive=True) \
+        if subject.node is not None and not remainder else None
     return Split(groups=tuple(Group(_text(f), sort_records(g)) for f, g in zip(filters, groups)),
                  remainder=sort_records(remainder), merge_roundtrip=roundtrip,
                  line=split_line(filters), captured=sort_records(captured),
                  fixed_line=split_line([*filters, ...]) if remainder else None)
 
 
-def merge_roundtrip(model: Any, filters: Sequence[FilterLike]) -> bool | None:
+def merge_roundtrip(model: Any, filters: Sequence[FilterLike], *, exhaustive: bool = False) -> bool | None:
     """Whether ``nnx.merge(*nnx.split(model, *filters), copy=True)`` rebuilds an equal model.
 
     Equal means the same graph definition, the same paths with the same Variable types, and equal
@@ -264,15 +265,18 @@ def merge_roundtrip(model: Any, filters: Sequence[FilterLike]) -> bool | None:
         return None
     raw = [_raw(f) for f in filters]
     predicates = [filterlib.to_predicate(f) for f in raw]
-    if raw and any(not any(p(path, v) for p in predicates) for path, v in nnx.to_flat_state(nnx.state(model))):
+    if not exhaustive and raw and any(not any(p(path, v) for p in predicates)
+                                      for path, v in nnx.to_flat_state(nnx.state(model))):
         return None
     graphdef, *states = nnx.split(model, *raw)
     rebuilt = nnx.merge(graphdef, *states, copy=True)
-    return nnx.graphdef(rebuilt) == nnx.graphdef(model) and _same_state(rebuilt, model)
+    # One more flatten, of the rebuilt model; the original's graphdef and state come from the split.
+    rebuilt_graphdef, rebuilt_state = nnx.split(rebuilt)
+    return rebuilt_graphdef == graphdef and _same_state(rebuilt_state, nnx.merge_state(*states))
 
 
-def _same_state(a: Any, b: Any) -> bool:
-    flat_a, flat_b = list(nnx.to_flat_state(nnx.state(a))), list(nnx.to_flat_state(nnx.state(b)))
+def _same_state(a: nnx.State, b: nnx.State) -> bool:
+    flat_a, flat_b = list(nnx.to_flat_state(a)), list(nnx.to_flat_state(b))
     if [p for p, _ in flat_a] != [p for p, _ in flat_b]:
         return False
     return all(type(va) is type(vb) and _same_value(va.get_value(), vb.get_value())

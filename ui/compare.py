@@ -7,8 +7,9 @@ import dataclasses
 import streamlit as st
 
 from inspector.diff import DiffEntry, Tolerance, diff_trees, summarize
+from inspector.filters import parse_filters
 from inspector.rules import forced_pairs, parse_rules
-from inspector.splitmerge import Subject, subject_of_source
+from inspector.splitmerge import Subject, split_groups, subject_of_source
 from loaders import LoadedSource
 from loaders.porting import port_sources
 from ui import sources
@@ -60,3 +61,15 @@ def subject(src: LoadedSource) -> Subject:
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _subject(_src: LoadedSource, key: tuple) -> Subject:
     return subject_of_source(_src)
+
+
+def split(src: LoadedSource, text: str):
+    """Parsed filters and their split of the source (cached: the merge check rebuilds the model)."""
+    return _split(src, sources.source_key(src), text)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _split(_src: LoadedSource, key: tuple, text: str):
+    subject_ = subject(_src)
+    filters = parse_filters(text, subject_.variable_types, collections=subject_.collections)
+    return filters, split_groups(subject_, filters)
