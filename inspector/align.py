@@ -27,29 +27,14 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import difflib
-import re
 from collections.abc import Callable, Sequence
 
 from inspector.kinds import canonical_kind, kind_of_collection, same_kind
+from inspector.naming import INDEXED, class_key, natural_key, norm, stem
 from inspector.records import PathKey, VariableRecord
 from inspector.structure import EMPTY, Structure
 
 Pair = tuple[VariableRecord | None, VariableRecord | None]
-
-_AUTO_NAME = re.compile(r"^(?P<cls>[A-Z][A-Za-z0-9]*?)_(?P<i>\d+)$")
-_DIGITS = re.compile(r"(\d+)")
-_TRAILING_INDEX = re.compile(r"_?\d+$")
-_INDEXED = re.compile(r"^(?P<base>.+?)_(?P<i>\d+)$")
-_LIFTED = ("Scan", "Vmap", "Remat", "Checkpoint", "Jit", "Map", "While", "Cond", "Switch")
-# Linen layer classes and the NNX classes that replace them (both compared lower-case).
-_LINEN_TO_NNX = {
-    "dense": "linear", "densegeneral": "lineargeneral", "multiheaddotproductattention": "multiheadattention",
-    "selfattention": "multiheadattention", "multiheadattention": "multiheadattention",
-}
-_KNOWN_LAYERS = {"dense", "densegeneral", "conv", "convtranspose", "embed", "batchnorm", "layernorm",
-                 "groupnorm", "rmsnorm", "dropout", "linear", "lineargeneral", "lstmcell", "grucell",
-                 "multiheaddotproductattention", "multiheadattention", "einsum"}
-
 
 @dataclasses.dataclass(eq=False)
 class _Node:
@@ -100,7 +85,7 @@ def _build(records: Sequence[VariableRecord], structure: Structure) -> _Node:
     root = _Node(name="", rank=0.0)
     fallback = len(structure.order) + 1
     # Without a known creation order (checkpoints), order names naturally: layer2 before layer10.
-    natural = {id(r): i for i, r in enumerate(sorted(records, key=_natural_key))}
+    natural = {id(r): i for i, r in enumerate(sorted(records, key=natural_key))}
     for record in records:
         rank = structure.rank(record.collection, record.path)
         ordered = rank is not None
@@ -117,11 +102,6 @@ def _build(records: Sequence[VariableRecord], structure: Structure) -> _Node:
             node = child
         node.leaves.append((rank, record))
     return root
-
-
-def _natural_key(record: VariableRecord) -> tuple:
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
-                 for key in record.path for part in _DIGITS.split(str(key)) if part)
 
 
 def _align_nodes(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> None:
@@ -157,7 +137,7 @@ def _wrapped(node: _Node, other: _Node) -> _Node | None:
     other_content = [c for c in other.children.values() if c.signature()]
     if len(other_content) == 1 and not any(not r.is_rng for _, r in other.leaves):
         return None  # both sides wrap one module: same depth
-    if _norm(content[0].name) in {_norm(k) for k in other.children}:
+    if norm(content[0].name) in {norm(k) for k in other.children}:
         return None
     return content[0]
 
@@ -181,9 +161,9 @@ def _look_through_collections(node: _Node, other: _Node) -> None:
     if node.leaves or not node.children or not all(
             isinstance(k, str) and kind_of_collection(k) != k for k in node.children):
         return
-    other_names = {_norm(k) for k in other.children}
+    other_names = {norm(k) for k in other.children}
     for key in list(node.children):
-        if _norm(key) in other_names:
+        if norm(key) in other_names:
             continue
         inner = node.children.pop(key)
         if any(k in node.children for k in inner.children):
@@ -200,10 +180,10 @@ def _match_leaves(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> No
     for same_kind_only in (True, False):
         by_name: dict[str, list[tuple[float, VariableRecord]]] = {}
         for item in rrest:
-            by_name.setdefault(_norm(item[1].path[-1]), []).append(item)
+            by_name.setdefault(norm(item[1].path[-1]), []).append(item)
         unmatched, used = [], set()
         for item in lrest:
-            candidates = by_name.get(_norm(item[1].path[-1]), [])
+            candidates = by_name.get(norm(item[1].path[-1]), [])
             found = next((c for c in candidates if id(c) not in used and (
                 not same_kind_only or same_kind(item[1].type, c[1].type))), None)
             if found is None:
@@ -255,21 +235,21 @@ def _match_children(left: list[_Node], right: list[_Node]) -> list[tuple[_Node |
 def _group_indexed(nodes: list[_Node], other: list[_Node]) -> list[_Node]:
     """Linen ``layers_0, layers_1`` (or ``Block_0, Block_1``) as one node ``layers`` with children 0, 1,
     where the other side has an int-indexed container of that name (an ``nnx.List``)."""
-    containers = {_stem(n.name): n for n in other
+    containers = {stem(n.name): n for n in other
                   if n.children and all(isinstance(k, int) for k in n.children)}
     if not containers:
         return nodes
     groups: dict[str, _Node] = {}
     out: list[_Node] = []
     for node in nodes:
-        m = _INDEXED.match(str(node.name)) if isinstance(node.name, str) else None
-        stem = _stem(m["base"]) if m else None
-        if stem is None or stem not in containers or _stem(node.name) in containers:
+        m = INDEXED.match(str(node.name)) if isinstance(node.name, str) else None
+        base = stem(m["base"]) if m else None
+        if base is None or base not in containers or stem(node.name) in containers:
             out.append(node)
             continue
-        group = groups.get(stem)
+        group = groups.get(base)
         if group is None:
-            group = groups[stem] = _Node(name=containers[stem].name, rank=node.rank)
+            group = groups[base] = _Node(name=containers[base].name, rank=node.rank)
             out.append(group)
         group.children[int(m["i"])] = dataclasses.replace(node, name=int(m["i"]))
         group.rank = min(group.rank, node.rank)
@@ -315,11 +295,11 @@ def _find_run(nodes: list[_Node], wanted: list[tuple]) -> list[_Node] | None:
 
 
 def _by_name(left: list[_Node], right: list[_Node]) -> Split:
-    return _pair_unique(left, right, lambda n: _norm(n.name))
+    return _pair_unique(left, right, lambda n: norm(n.name))
 
 
 def _by_stem(left: list[_Node], right: list[_Node]) -> Split:
-    return _pair_unique(left, right, lambda n: _stem(n.name))
+    return _pair_unique(left, right, lambda n: stem(n.name))
 
 
 def _pair_unique(left: list[_Node], right: list[_Node], key: Callable[[_Node], str]) -> Split:
@@ -419,36 +399,4 @@ def _groups(nodes: list[_Node], key: Callable[[_Node], str | None]) -> dict[str 
 
 
 def _class_key(node: _Node) -> str | None:
-    """The module's class, NNX-named: from NNX itself, a Linen auto-name, or a layer-like name."""
-    if node.cls:
-        cls = node.cls.lower()
-    elif isinstance(node.name, str) and (m := _AUTO_NAME.match(node.name)):
-        cls = _strip_lifted(m["cls"]).lower()
-    elif isinstance(node.name, str) and _TRAILING_INDEX.sub("", node.name).replace("_", "").lower() in _KNOWN_LAYERS:
-        cls = _TRAILING_INDEX.sub("", node.name).replace("_", "").lower()
-    else:
-        return None
-    return _LINEN_TO_NNX.get(cls, cls)
-
-
-def _strip_lifted(cls: str) -> str:
-    for prefix in _LIFTED:
-        if cls.startswith(prefix) and len(cls) > len(prefix) and cls[len(prefix)].isupper():
-            return _strip_lifted(cls[len(prefix):])
-    return cls
-
-
-def _norm(name: PathKey) -> str:
-    """Names compared case-insensitively; a trailing ``_`` (NNX's ``if_``) does not count."""
-    text = str(name).lower()
-    return text.rstrip("_") or text
-
-
-def _stem(name: PathKey) -> str:
-    """``ScanBlock_0`` → ``block``, ``blocks`` → ``block``, ``layer_norm`` → ``layernorm``."""
-    text = str(name)
-    if m := _AUTO_NAME.match(text):
-        text = _strip_lifted(m["cls"])
-    text = text.lower().replace("_", "")
-    return text[:-1] if len(text) > 3 and text.endswith("s") else text
-
+    return class_key(node.name, node.cls)
