@@ -382,8 +382,10 @@ def _gaps(anchors: list[tuple[_Node, _Node]], rest: list[_Node], side: int) -> d
 
 def _sequence_pairs(left: list[_Node], right: list[_Node]) -> list[tuple[_Node, _Node]]:
     """Pair runs with equal content; a run replaced by one of equal length pairs position by position."""
-    matcher = difflib.SequenceMatcher(None, [n.signature() for n in left], [n.signature() for n in right],
-                                      autojunk=False)
+    lsigs, rsigs = [n.signature() for n in left], [n.signature() for n in right]
+    if lsigs == rsigs:  # the common case, and the cheap one
+        return list(zip(left, right))
+    matcher = difflib.SequenceMatcher(None, lsigs, rsigs, autojunk=False)
     pairs = []
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal" or (op == "replace" and i2 - i1 == j2 - j1):
