@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m inspector",
                      description="Inspect, diff and filter the variables of Flax Linen and NNX models.")
     parser.add_argument("--traceback", action="store_true", help="on error, show the whole traceback")
+    parser.add_argument("--devices", type=int, metavar="N",
+                        help="simulate N CPU devices (sets XLA_FLAGS before jax starts), e.g. 8 to see a model "
+                             "laid out on a 2×4 mesh")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -142,6 +145,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     entries = diff_trees(
         left.records, right.records, left_structure=left.structure, right_structure=right.structure,
         forced=forced, rng_one_sided=not (left.form == right.form == "nnx"),
+        sharding_one_sided="checkpoint" not in (left.form, right.form),
         values=(left.read, right.read) if args.values else None, tolerance=tolerance)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -281,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     from inspector.errors import InspectorError
 
     try:
+        if args.devices is not None:
+            from inspector.devices import simulate_devices
+
+            simulate_devices(args.devices)
         return args.func(args)
     except InspectorError as err:
         if args.traceback:

@@ -1,9 +1,18 @@
 """Diff two aligned trees: one entry per variable pair, each with exactly one status.
 
 Statuses, strongest first: ``type_mismatch``, ``shape_mismatch``, ``dtype_mismatch``,
-``value_mismatch`` (only when values are compared), then ``renamed`` (paired under another path)
-or ``match``. Unpaired variables are ``left_only`` / ``right_only``, except RNG state that only one
-side has when the trees are not both NNX: Linen keeps no RNG state, so that is ``rng_only``.
+``sharding_mismatch``, ``value_mismatch`` (only when values are compared), then ``renamed`` (paired
+under another path) or ``match``. Unpaired variables are ``left_only`` / ``right_only``, except RNG
+state that only one side has when the trees are not both NNX: Linen keeps no RNG state, so that is
+``rng_only``.
+
+The sharding rule (``inspector.sharding.sharding_notes``): logical names are compared when both
+sides have names, PartitionSpecs when both have one (``P('a', None) == P('a')``); names shorter or
+longer than the array's rank are a finding on either side (the ``nnx.vmap`` without
+``transform_metadata`` mistake); annotations on one side only are a finding (a port that dropped
+them), unless ``sharding_one_sided=False``, for a checkpoint, which keeps no logical names. Two
+unannotated sides (most models on one device) are never a finding. Each finding is a line in
+``entry.notes``; unpaired variables keep their rank notes too.
 
 >>> from inspector.records import VariableRecord as V
 >>> l = [V(("Dense_0", "kernel"), "Param", (4, 2), "float32", 8, 32, "params")]
@@ -24,6 +33,7 @@ import numpy as np
 from inspector.align import align
 from inspector.kinds import same_kind
 from inspector.records import VariableRecord
+from inspector.sharding import annotation_problem, sharding_notes
 from inspector.structure import EMPTY, Structure
 
 
@@ -33,6 +43,7 @@ class Status(enum.StrEnum):
     TYPE = "type_mismatch"
     SHAPE = "shape_mismatch"
     DTYPE = "dtype_mismatch"
+    SHARDING = "sharding_mismatch"
     VALUE = "value_mismatch"
     LEFT_ONLY = "left_only"
     RIGHT_ONLY = "right_only"
@@ -41,7 +52,7 @@ class Status(enum.StrEnum):
 
 # A difference of each field gives this status; the first difference found in this order wins.
 _FIELD_STATUS = (("type", Status.TYPE), ("shape", Status.SHAPE), ("dtype", Status.DTYPE),
-                 ("value", Status.VALUE))
+                 ("sharding", Status.SHARDING), ("value", Status.VALUE))
 NOT_MISMATCHES = frozenset({Status.MATCH, Status.RENAMED, Status.RNG_ONLY})
 
 
@@ -68,6 +79,7 @@ class DiffEntry:
     right: VariableRecord | None
     differences: tuple[str, ...] = ()
     values: ValueDiff | None = None
+    notes: tuple[str, ...] = ()  # sharding findings, one line each
 
     @property
     def is_mismatch(self) -> bool:
@@ -85,6 +97,8 @@ class DiffEntry:
             out["differences"] = list(self.differences)
         if self.values is not None:
             out.update(self.values.to_json())
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
 
@@ -100,19 +114,21 @@ class Tolerance:
 def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], *,
                left_structure: Structure = EMPTY, right_structure: Structure = EMPTY,
                forced: Sequence[tuple[VariableRecord, VariableRecord]] = (),
-               rng_one_sided: bool = True,
+               rng_one_sided: bool = True, sharding_one_sided: bool = True,
                values: tuple[ValueGetter, ValueGetter] | None = None,
                tolerance: Tolerance = Tolerance()) -> list[DiffEntry]:
     """Align two record lists and give every pair its status.
 
     ``rng_one_sided``: RNG state present on one side only is ``rng_only`` (Linen keeps none); pass
     False to compare two NNX trees, where missing RNG state is a real difference.
+    ``sharding_one_sided``: annotations present on one side only are a finding; pass False when a
+    side cannot carry them (a checkpoint).
     ``values``: two functions reading a record's array; when given, paired variables of equal
     shape are compared numerically.
     """
     pairs = align(left, right, left_structure=left_structure, right_structure=right_structure,
                   forced=forced)
-    entries = [_entry(a, b, rng_one_sided, values, tolerance) for a, b in pairs]
+    entries = [_entry(a, b, rng_one_sided, values, tolerance, sharding_one_sided) for a, b in pairs]
     entries.sort(key=DiffEntry.sort_key)
     return entries
 
@@ -127,12 +143,15 @@ def summarize(entries: Sequence[DiffEntry]) -> dict[str, int]:
 
 
 def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bool,
-           values: tuple[ValueGetter, ValueGetter] | None, tolerance: Tolerance) -> DiffEntry:
+           values: tuple[ValueGetter, ValueGetter] | None, tolerance: Tolerance,
+           sharding_one_sided: bool = True) -> DiffEntry:
     if a is None or b is None:
         only = a if a is not None else b
         if rng_one_sided and only.is_rng:
             return DiffEntry(Status.RNG_ONLY, a, b)
-        return DiffEntry(Status.LEFT_ONLY if b is None else Status.RIGHT_ONLY, a, b)
+        problem = annotation_problem(only)
+        return DiffEntry(Status.LEFT_ONLY if b is None else Status.RIGHT_ONLY, a, b,
+                         notes=(f"{'left' if b is None else 'right'}: {problem}",) if problem else ())
     differences = []
     if not same_kind(a.type, b.type):
         differences.append("type")
@@ -141,6 +160,9 @@ def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bo
         differences.append("shape")
     if a.dtype != b.dtype and not keys_equal:
         differences.append("dtype")
+    notes = sharding_notes(a, b, one_sided=sharding_one_sided)
+    if notes:
+        differences.append("sharding")
     value_diff = None
     if values is not None and (a.shape == b.shape or keys_equal):
         value_diff = compare_values(values[0](a), values[1](b), tolerance)
@@ -148,7 +170,7 @@ def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bo
             differences.append("value")
     for field, status in _FIELD_STATUS:
         if field in differences:
-            return DiffEntry(status, a, b, tuple(differences), value_diff)
+            return DiffEntry(status, a, b, tuple(differences), value_diff, notes)
     status = Status.MATCH if a.path == b.path else Status.RENAMED
     return DiffEntry(status, a, b, (), value_diff)
 

@@ -16,6 +16,8 @@ from typing import Any
 import flax.linen as nn
 from flax import nnx
 
+from inspector.sharding import MeshPlan
+
 
 @dataclasses.dataclass(frozen=True)
 class Inputs:
@@ -31,7 +33,8 @@ class LinenExample:
 
     ``mutable`` lists the collections inference updates (``counter``, ``batch_stats``);
     ``capture`` the collections an apply adds for inspection (``intermediates``);
-    ``wrap`` turns the variables into the object to inspect (e.g. a ``TrainState``).
+    ``wrap`` turns the variables into the object to inspect (e.g. a ``TrainState``);
+    ``mesh`` the mesh and logical-axis rules the model is annotated for (see ``loaders.mesh``).
     """
 
     module: nn.Module
@@ -40,6 +43,7 @@ class LinenExample:
     mutable: tuple[str, ...] = ()
     capture: tuple[str, ...] = ()
     wrap: Callable[[Mapping[str, Any]], Any] | None = None
+    mesh: MeshPlan | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,10 +52,12 @@ class NnxExample:
 
     ``build`` is called to create the module (inside ``nnx.eval_shape`` for abstract builds);
     ``capture`` lists Variable types collected by ``nnx.capture`` during one forward pass
-    (``nnx.Intermediate``); ``wrap`` turns the module into the object to inspect.
+    (``nnx.Intermediate``); ``wrap`` turns the module into the object to inspect; ``mesh`` the
+    mesh and logical-axis rules the model is annotated for (see ``loaders.mesh``).
     """
 
     build: Callable[[], nnx.Module]
     infer: Inputs
     capture: tuple[type[nnx.Variable], ...] = ()
     wrap: Callable[[nnx.Module], Any] | None = None
+    mesh: MeshPlan | None = None

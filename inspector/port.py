@@ -90,8 +90,8 @@ def plan(entries: Sequence[DiffEntry]) -> tuple[list[tuple[VariableRecord, Varia
     """Which Linen variable fills which NNX variable, and what makes that impossible."""
     moves, refused = [], []
     for e in entries:
-        if e.status in (Status.MATCH, Status.RENAMED):
-            moves.append((e.left, e.right))
+        if e.status in (Status.MATCH, Status.RENAMED, Status.SHARDING):
+            moves.append((e.left, e.right))  # a layout difference does not change the values
         elif e.status is Status.RNG_ONLY:
             continue  # NNX keeps its own RNG state
         elif e.status is Status.LEFT_ONLY:

@@ -50,6 +50,8 @@ class Sharding:
     shard_shape: tuple[int, ...] | None = None
     device_bytes: int | None = None
     replicas: int | None = None
+    # True when computed from logical names and rules for a mesh the arrays are not on.
+    planned: bool = False
 
     def describe(self) -> str:
         """Short human text, e.g. ``('embed', 'mlp')`` or ``P(None, 'model') on data=2×model=4``."""
@@ -58,14 +60,15 @@ class Sharding:
             parts.append("(" + ", ".join(repr(n) for n in self.names) + ")")
         if self.spec is not None and self.mesh is not None:
             mesh = "×".join(f"{a}={n}" for a, n in self.mesh)
-            parts.append(f"P{tuple(self.spec)!r} on {mesh}")
+            spec = ", ".join(repr(tuple(e)) if isinstance(e, (tuple, list)) else repr(e) for e in self.spec)
+            parts.append(f"P({spec}) on {mesh}" + (" (planned)" if self.planned else ""))
         return " ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         out = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if value is not None:
+            if value is not None and value is not False:
                 out[field.name] = _jsonable(value)
         return out
 

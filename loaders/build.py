@@ -3,7 +3,8 @@
 Linen: ``module.init`` with ``jax.random.key(0)`` for ``params`` and whatever other RNG streams
 init asks for; collections named in ``capture`` come from one ``apply``. NNX: the builder is
 called (inside ``nnx.eval_shape`` when abstract), and Variable types named in ``capture`` come from
-one ``nnx.capture`` forward pass.
+one ``nnx.capture`` forward pass. An example with a ``mesh`` plan is built on that mesh, or with its
+annotations only when there are too few devices (``loaders.mesh``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flax import nnx
 from inspector.errors import SourceError
 from inspector.example import Inputs, LinenExample, NnxExample
 from loaders.abstract import abstract_build
+from loaders.mesh import mesh_context, on_real_mesh, place_linen
 
 _NEEDS_RNG = re.compile(r'needs PRNG for "([^"]+)"')
 _MAX_STREAMS = 16
@@ -47,10 +49,13 @@ def build_linen(example: LinenExample, *, abstract: bool) -> Built:
         obj = example.wrap(variables) if example.wrap else variables
         return obj, variables
 
-    if abstract:
-        obj, variables = eval_shape_with_inputs(run, example.init, example.infer)
-    else:
-        obj, variables = run(example.init, example.infer)
+    with mesh_context(example.mesh) as mesh:
+        if abstract:
+            obj, variables = eval_shape_with_inputs(run, example.init, example.infer)
+        else:
+            obj, variables = run(example.init, example.infer)
+    if mesh is not None and example.wrap is None:  # a wrapped object is built from the variables as they were
+        obj = variables = place_linen(variables, mesh, example.mesh)
     return Built(obj=obj, model=example.module, variables=variables)
 
 
@@ -85,11 +90,14 @@ def build_nnx(example: NnxExample, *, abstract: bool) -> Built:
         return module, captured, obj
 
     dynamic = _dynamic_leaves(example.infer)
-    if abstract:
-        with abstract_build():
-            module, captured, obj = nnx.eval_shape(run, *dynamic)
-    else:
-        module, captured, obj = run(*dynamic)
+    with mesh_context(example.mesh) as mesh:
+        if abstract:
+            with abstract_build():
+                module, captured, obj = nnx.eval_shape(run, *dynamic)
+        else:
+            module, captured, obj = run(*dynamic)
+    if mesh is not None and abstract:
+        on_real_mesh(module, mesh)
     return Built(obj=obj, model=module, captured=captured)
 
 

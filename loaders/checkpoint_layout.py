@@ -37,6 +37,7 @@ import numpy as np
 
 from inspector.kinds import kind_of_collection
 from inspector.records import Path, Sharding, VariableRecord
+from inspector.sharding import layout_on_mesh
 
 OPT_STATE = "OptState"
 _VALUE = "value"
@@ -118,18 +119,8 @@ def sharding_of_metadata(meta: Any, shape: tuple[int, ...], itemsize: int) -> Sh
     if spec is None:
         return None
     mesh = tuple((str(a), int(n)) for a, n in zip(sharding.axis_names, np.asarray(sharding.shape).ravel()))
-    sizes = dict(mesh)
     spec = tuple(e if e is None or isinstance(e, str) else tuple(e) for e in spec)
-    shard_shape = []
-    for i, dim in enumerate(shape):
-        entry = spec[i] if i < len(spec) else None
-        axes = () if entry is None else (entry,) if isinstance(entry, str) else entry
-        shard_shape.append(-(-dim // max(math.prod(sizes.get(a, 1) for a in axes), 1)))
-    shards = math.prod(-(-d // max(s, 1)) for d, s in zip(shape, shard_shape)) if shape else 1
-    devices = math.prod(sizes.values())
-    return Sharding(spec=spec, mesh=mesh, shard_shape=tuple(shard_shape),
-                    device_bytes=math.prod(shard_shape) * itemsize,
-                    replicas=max(devices // max(shards, 1), 1))
+    return layout_on_mesh(spec, shape, itemsize, mesh)
 
 
 def _walk(node: Any, disk: tuple) -> Iterator[_Leaf]:

@@ -23,6 +23,7 @@ from inspector.structure import EMPTY, Structure, structure_of
 from loaders.abstract import abstract_build
 from loaders.build import Built, abstractify, build_linen, build_nnx
 from loaders.factory import user_code
+from loaders.mesh import planned_records
 
 Form = Literal["linen", "nnx", "checkpoint", "pytree"]
 RETURN_HELP = ("return an nnx.Module, an nnx.State, a Linen variables dict, a TrainState, "
@@ -195,8 +196,9 @@ def _assemble(spec: str, built: Built, *, abstract: bool, example: Any,
     values = {record.key: value for record, value in leaves}
     if len(values) != len(leaves):
         raise SourceError(f"source {spec!r}: two variables share one path; cannot inspect")
+    records = planned_records([r for r, _ in leaves], getattr(example, "mesh", None))
     return LoadedSource(
-        spec=spec, form=_form_of(built.obj, example), records=tuple(r for r, _ in leaves),
+        spec=spec, form=_form_of(built.obj, example), records=records,
         values=values, obj=built.obj, abstract=abstract, example=example, model=built.model,
         variables=built.variables, captured=built.captured,
         variable_types=_variable_types(built, code), structure=structure_of(built.obj, built.captured))

@@ -32,4 +32,5 @@ SAMPLES = {s.name: s for s in (
     Sample("scan_mlp", "Scan over layers", "MLP(64, num_layers=5), layers stacked by scan"),
     Sample("trainstate", "TrainState", "Dense(10) with Adam in a TrainState"),
     Sample("sow", "Intermediates", "an activation sown and captured"),
+    Sample("sharded", "Sharding", "a transformer block annotated for a 2×4 (data, model) mesh"),
 )}

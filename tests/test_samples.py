@@ -65,6 +65,13 @@ EXPECTED = {
         (None, "linear2/kernel"): (P, (16, 4)), (None, "linear2/bias"): (P, (4,)),
         (None, "hidden/0"): ("Intermediate", (1, 16))},
 }
+SHARDED = {**{f"attn/{p}/kernel": (64, 4, 16) for p in ("query", "key", "value")},
+           **{f"attn/{p}/bias": (4, 16) for p in ("query", "key", "value")},
+           "attn/out/kernel": (4, 16, 64), "attn/out/bias": (64,), "ln1/scale": (64,), "ln1/bias": (64,),
+           "ln2/scale": (64,), "ln2/bias": (64,), "mlp_in/kernel": (64, 256), "mlp_in/bias": (256,),
+           "mlp_out/kernel": (256, 64), "mlp_out/bias": (64,)}
+EXPECTED["sharded", "linen"] = {("params", path): (P, shape) for path, shape in SHARDED.items()}
+EXPECTED["sharded", "nnx"] = {(None, path): (P, shape) for path, shape in SHARDED.items()}
 CASES = [(name, form) for name in SAMPLES for form in FORMS]
 
 

@@ -12,7 +12,8 @@ from inspector.report import KIND_UNKNOWN_LABEL, format_shape
 
 STATUS_BACKGROUND = {
     "match": "#e8f5e9", "renamed": "#e3f2fd", "rng_only": "#f5f5f5", "type_mismatch": "#ffcdd2",
-    "shape_mismatch": "#ffccbc", "dtype_mismatch": "#ffe0b2", "value_mismatch": "#f8bbd0",
+    "shape_mismatch": "#ffccbc", "dtype_mismatch": "#ffe0b2", "sharding_mismatch": "#fff9c4",
+    "value_mismatch": "#f8bbd0",
     "left_only": "#e1bee7", "right_only": "#d1c4e9",
 }
 
@@ -54,7 +55,7 @@ def diff_frame(entries: Sequence[DiffEntry]) -> pd.DataFrame:
             return record.type or KIND_UNKNOWN_LABEL
         return getattr(record, attr)
 
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "status": [e.status.value for e in entries],
         "left": [e.left.full_name if e.left else "" for e in entries],
         "right": [e.right.full_name if e.right else "" for e in entries],
@@ -65,8 +66,10 @@ def diff_frame(entries: Sequence[DiffEntry]) -> pd.DataFrame:
         "left dtype": [side(e.left, "dtype") for e in entries],
         "right dtype": [side(e.right, "dtype") for e in entries],
         "parameters": [(e.left or e.right).size for e in entries],
+        "notes": ["; ".join(e.notes) for e in entries],
         "max_abs": [e.values.max_abs if e.values else None for e in entries],
     })
+    return frame if any(e.notes for e in entries) else frame.drop(columns=["notes"])  # sharding findings
 
 
 def style_status(frame: pd.DataFrame):
