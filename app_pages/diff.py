@@ -56,7 +56,8 @@ for col, status in zip(st.columns(max(len(shown_statuses), 1)), shown_statuses):
 
 picked = st.multiselect("Show statuses", [s.value for s in shown_statuses], key="diff_statuses",
                         placeholder="all statuses")
-entries = [e for e in result.entries if not picked or e.status.value in picked]
+entries = sorted((e for e in result.entries if not picked or e.status.value in picked),
+                 key=lambda e: not e.is_mismatch)  # what is wrong first, then in tree order
 frame = tables.diff_frame(entries)
 if not with_values:
     frame = frame.drop(columns=["max_abs"])

@@ -96,7 +96,7 @@ def alignment_sankey(entries: Sequence[DiffEntry], left_name: str, right_name: s
     labels = [f"{left_name}: {n}" if n.startswith("(") else n for n in lnodes] + rnodes
     index = {("L", n): i for i, n in enumerate(lnodes)} | {("R", n): len(lnodes) + i for i, n in enumerate(rnodes)}
     fig = go.Figure(go.Sankey(
-        arrangement="snap",
+        arrangement="snap", textfont=dict(color="#1a1a1a", size=12, shadow="none"),
         node=dict(label=labels, pad=8, thickness=12, color="#90a4ae",
                   x=[0.01] * len(lnodes) + [0.99] * len(rnodes)),
         link=dict(source=[index["L", a] for (a, _), _ in shown], target=[index["R", b] for (_, b), _ in shown],
