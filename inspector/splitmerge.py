@@ -284,12 +284,16 @@ def _same_state(a: nnx.State, b: nnx.State) -> bool:
 
 
 def _same_value(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
     leaves_a, tree_a = jax.tree.flatten(a)
     leaves_b, tree_b = jax.tree.flatten(b)
     return tree_a == tree_b and all(_same_leaf(x, y) for x, y in zip(leaves_a, leaves_b))
 
 
 def _same_leaf(x: Any, y: Any) -> bool:
+    if x is y:  # nnx.merge(copy=True) copies Variables, not their immutable jax arrays
+        return True
     if isinstance(x, jax.ShapeDtypeStruct) or isinstance(y, jax.ShapeDtypeStruct):
         return (np.shape(x), getattr(x, "dtype", None)) == (np.shape(y), getattr(y, "dtype", None))
     if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
