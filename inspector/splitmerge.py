@@ -60,6 +60,9 @@ class Subject:
     node: Any = None
     variable_types: Mapping[str, type[nnx.Variable]] = dataclasses.field(default_factory=dict)
     collections: tuple[str, ...] = ()
+    # ``nnx.split(node)`` taken once when the subject was made, so the merge check walks no more.
+    graphdef: Any = None
+    state: nnx.State | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,9 +104,10 @@ def subject_of(obj: Any, *, captured: nnx.State | None = None,
     if leaves is None:
         leaves = flatten_variables(obj) + (flatten_variables(captured) if captured is not None else [])
     types = dict(variable_types)
-    node, own = None, []
+    node, own, graphdef, state = None, [], None, None
     if isinstance(obj, nnx.Pytree):
-        node, own = obj, [("", p, v) for p, v in nnx.to_flat_state(nnx.state(obj))]
+        graphdef, state = nnx.split(obj)
+        node, own = obj, [("", p, v) for p, v in nnx.to_flat_state(state)]
     elif isinstance(obj, nnx.State):
         own = [("", p, v) for p, v in nnx.to_flat_state(obj)]
     elif isinstance(obj, Mapping) and is_linen_variables(obj):
@@ -125,7 +129,7 @@ def subject_of(obj: Any, *, captured: nnx.State | None = None,
         if cls not in nnx_variable_types().values():  # flax has no class for it: offer the port's name
             types.setdefault(collection_class_name(collection), cls)
     return Subject(variables=_attach(pairs, leaves), node=node, variable_types=types,
-                   collections=collections)
+                   collections=collections, graphdef=graphdef, state=state)
 
 
 class SourceLike(Protocol):
@@ -243,8 +247,10 @@ def split_groups(subject: Subject, filters: Sequence[FilterLike]) -> Split:
             continue
         target = next((groups[i] for i, p in enumerate(predicates) if p(var.path, var.variable)), remainder)
         target.extend(var.records)
-    roundtrip = merge_roundtrip(subject.node, filters, exhaustive=True) \
-        if subject.node is not None and not remainder else None
+    roundtrip = None
+    if subject.node is not None and not remainder:
+        roundtrip = _roundtrip(subject.graphdef, subject.state, filters) if subject.state is not None \
+            else merge_roundtrip(subject.node, filters, exhaustive=True)
     return Split(groups=tuple(Group(_text(f), sort_records(g)) for f, g in zip(filters, groups)),
                  remainder=sort_records(remainder), merge_roundtrip=roundtrip,
                  line=split_line(filters), captured=sort_records(captured),
@@ -269,10 +275,21 @@ def merge_roundtrip(model: Any, filters: Sequence[FilterLike], *, exhaustive: bo
                                       for path, v in nnx.to_flat_state(nnx.state(model))):
         return None
     graphdef, *states = nnx.split(model, *raw)
+    return _check_merge(graphdef, states, nnx.merge_state(*states))
+
+
+def _roundtrip(graphdef: Any, state: nnx.State, filters: Sequence[FilterLike]) -> bool:
+    """The merge check from a split already taken: ``nnx.split_state`` groups it as ``nnx.split``
+    would (it is what ``nnx.split`` does after walking the graph)."""
+    states = nnx.split_state(state, *[_raw(f) for f in filters])
+    return _check_merge(graphdef, list(states) if isinstance(states, tuple) else [states], state)
+
+
+def _check_merge(graphdef: Any, states: Sequence[nnx.State], original: nnx.State) -> bool:
     rebuilt = nnx.merge(graphdef, *states, copy=True)
-    # One more flatten, of the rebuilt model; the original's graphdef and state come from the split.
+    # One more walk, of the rebuilt model; the original's graphdef and state come from the split.
     rebuilt_graphdef, rebuilt_state = nnx.split(rebuilt)
-    return rebuilt_graphdef == graphdef and _same_state(rebuilt_state, nnx.merge_state(*states))
+    return rebuilt_graphdef == graphdef and _same_state(rebuilt_state, original)
 
 
 def _same_state(a: nnx.State, b: nnx.State) -> bool:
