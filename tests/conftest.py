@@ -27,3 +27,19 @@ def _no_deprecations():
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         yield
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``python -m inspector`` in this process: ``cli(*argv) -> (exit code, stdout, stderr)``."""
+    from inspector.__main__ import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_:
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -9,22 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from inspector.__main__ import main
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_filter_json_shape(capsys):
-    code, out, err = run(capsys, "filter", "sample:counter:nnx", "Param & PathContains('batchnorm')",
+def test_filter_json_shape(cli):
+    code, out, err = cli("filter", "sample:counter:nnx", "Param & PathContains('batchnorm')",
                          "--format", "json")
     data = json.loads(out)
     assert code == 0
@@ -35,36 +24,36 @@ def test_filter_json_shape(capsys):
     assert "note: '|', '&' and '~' are shorthands" in err
 
 
-def test_filter_linen_source(capsys):
-    code, out, _ = run(capsys, "filter", "sample:counter:linen", "BatchStat", "--format", "json")
+def test_filter_linen_source(cli):
+    code, out, _ = cli("filter", "sample:counter:linen", "BatchStat", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["filter"] == "nnx.BatchStat"
     assert [(m["collection"], m["path"]) for m in data["matches"]] == [
         ("batch_stats", "batchnorm/mean"), ("batch_stats", "batchnorm/var")]
 
 
-def test_filter_table(capsys):
-    code, out, err = run(capsys, "filter", "sample:block:nnx", "nnx.RngState")
+def test_filter_table(cli):
+    code, out, err = cli("filter", "sample:block:nnx", "nnx.RngState")
     assert code == 0 and err == ""
     assert out.startswith("filter  nnx.RngState\n")
     assert "block/dropout/rngs/key" in out and "RngCount" in out and "total" in out
 
 
-def test_filter_nothing_matches_is_exit_0_with_a_note(capsys):
-    code, out, err = run(capsys, "filter", "sample:block:nnx", "'params'", "--format", "json")
+def test_filter_nothing_matches_is_exit_0_with_a_note(cli):
+    code, out, err = cli("filter", "sample:block:nnx", "'params'", "--format", "json")
     assert code == 0 and json.loads(out)["matches"] == []
     assert err.startswith("note: 'params' is a tag in NNX") and "did you mean Param?" in err
-    code, out, _ = run(capsys, "filter", "sample:block:nnx", "'params'")
+    code, out, _ = cli("filter", "sample:block:nnx", "'params'")
     assert code == 0 and "no variable matches 'params'" in out
 
 
-def test_filter_user_type_of_the_model(capsys):
-    code, out, _ = run(capsys, "filter", "sample:counter:nnx", "Counter", "--format", "json")
+def test_filter_user_type_of_the_model(cli):
+    code, out, _ = cli("filter", "sample:counter:nnx", "Counter", "--format", "json")
     assert code == 0 and [m["path"] for m in json.loads(out)["matches"]] == ["count"]
 
 
-def test_filter_abstract(capsys):
-    code, out, _ = run(capsys, "filter", "sample:scan_mlp:nnx", "Param", "--abstract", "--format", "json")
+def test_filter_abstract(cli):
+    code, out, _ = cli("filter", "sample:scan_mlp:nnx", "Param", "--abstract", "--format", "json")
     assert code == 0 and {m["path"]: m["shape"] for m in json.loads(out)["matches"]}["blocks/linear/kernel"] == [
         5, 64, 64]
 
@@ -81,15 +70,15 @@ def test_filter_abstract(capsys):
     (("split", "sample:counter:nnx", "Param;;..."), "error: empty filter"),
 ], ids=["misspelled", "hostile", "lambda", "too-long", "bad-source", "ellipsis-first", "split-misspelled",
         "empty-piece"])
-def test_refusals_exit_2(capsys, argv, message):
-    code, out, err = run(capsys, *argv, "--format", "json")
+def test_refusals_exit_2(cli, argv, message):
+    code, out, err = cli(*argv, "--format", "json")
     assert code == 2 and out == ""
     assert err.strip().splitlines()[-1].startswith(message)
     assert "Traceback" not in err
 
 
-def test_split_json_exhaustive(capsys):
-    code, out, _ = run(capsys, "split", "sample:counter:nnx", "Param; BatchStat; ...", "--format", "json")
+def test_split_json_exhaustive(cli):
+    code, out, _ = cli("split", "sample:counter:nnx", "Param; BatchStat; ...", "--format", "json")
     data = json.loads(out)
     assert code == 0
     assert data["filters"] == ["nnx.Param", "nnx.BatchStat", "..."]
@@ -101,16 +90,16 @@ def test_split_json_exhaustive(capsys):
     assert data["python"] == "graphdef, params, batch_stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)"
 
 
-def test_split_json_not_exhaustive_is_exit_0(capsys):
-    code, out, _ = run(capsys, "split", "sample:counter:nnx", "Param; BatchStat", "--format", "json")
+def test_split_json_not_exhaustive_is_exit_0(cli):
+    code, out, _ = cli("split", "sample:counter:nnx", "Param; BatchStat", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["exhaustive"] is False and data["merge_roundtrip"] is None
     assert [v["path"] for v in data["remainder"]] == ["count"]
     assert data["python_fixed"].endswith("nnx.split(model, nnx.Param, nnx.BatchStat, ...)")
 
 
-def test_split_table_not_exhaustive_says_so_briefly(capsys):
-    code, out, _ = run(capsys, "split", "sample:block:nnx", "Param")
+def test_split_table_not_exhaustive_says_so_briefly(cli):
+    code, out, _ = cli("split", "sample:block:nnx", "Param")
     assert code == 0
     assert "not exhaustive: 2 variables match no filter: block/dropout/rngs/count, block/dropout/rngs/key" in out
     assert "nnx.split would raise ValueError" in out and "add ... as the last filter" in out
@@ -118,8 +107,8 @@ def test_split_table_not_exhaustive_says_so_briefly(capsys):
     assert "graphdef, params, rest = nnx.split(model, nnx.Param, ...)" in out
 
 
-def test_split_table_exhaustive(capsys):
-    code, out, _ = run(capsys, "split", "sample:sow:nnx", "Param")
+def test_split_table_exhaustive(cli):
+    code, out, _ = cli("split", "sample:sow:nnx", "Param")
     assert code == 0
     assert "state 1: nnx.Param  (4 variables" in out and "exhaustive: every variable is in one state" in out
     assert "captured outside the model (nnx.capture), not split: hidden/0" in out
@@ -127,8 +116,8 @@ def test_split_table_exhaustive(capsys):
     assert "graphdef, params = nnx.split(model, nnx.Param)" in out
 
 
-def test_split_linen_source(capsys):
-    code, out, err = run(capsys, "split", "sample:counter:linen", "'params'; Counter; ...", "--format", "json")
+def test_split_linen_source(cli):
+    code, out, err = cli("split", "sample:counter:linen", "'params'; Counter; ...", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["merge_roundtrip"] is None and data["exhaustive"] is True
     assert data["groups"][0]["variables"] == [] and [v["path"] for v in data["groups"][1]["variables"]] == ["count"]

@@ -9,22 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from inspector.__main__ import main
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_show_json_shape(capsys):
-    code, out, _ = run(capsys, "show", "sample:block:nnx", "--format", "json")
+def test_show_json_shape(cli):
+    code, out, _ = cli("show", "sample:block:nnx", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["source"] == "sample:block:nnx"
     kernel = next(v for v in data["variables"] if v["path"] == "block/linear/kernel")
@@ -34,15 +23,15 @@ def test_show_json_shape(capsys):
     assert set(data["totals"]) == {"Param", "RngKey", "RngCount"}
 
 
-def test_show_table_has_rows_and_totals(capsys):
-    code, out, _ = run(capsys, "show", "sample:counter:linen")
+def test_show_table_has_rows_and_totals(cli):
+    code, out, _ = cli("show", "sample:counter:linen")
     assert code == 0
     assert "batch_stats  batchnorm/mean" in out and "BatchStat" in out
     assert "total" in out and "counter" in out
 
 
-def test_show_abstract(capsys):
-    code, out, _ = run(capsys, "show", "sample:scan_mlp:nnx", "--abstract", "--format", "json")
+def test_show_abstract(cli):
+    code, out, _ = cli("show", "sample:scan_mlp:nnx", "--abstract", "--format", "json")
     data = json.loads(out)
     assert code == 0
     assert {v["path"]: v["shape"] for v in data["variables"]}["blocks/linear/kernel"] == [5, 64, 64]
@@ -58,8 +47,8 @@ def test_show_abstract(capsys):
     ("", "empty source"),
 ], ids=["unknown-sample", "unknown-form", "short-sample", "missing-file", "missing-module",
         "missing-dir", "empty"])
-def test_bad_specs_exit_2(capsys, spec, message):
-    code, out, err = run(capsys, "show", spec)
+def test_bad_specs_exit_2(cli, spec, message):
+    code, out, err = cli("show", spec)
     assert code == 2 and out == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith("error:") and message in last
@@ -80,24 +69,24 @@ BAD_FACTORIES = {
 
 
 @pytest.mark.parametrize("case", list(BAD_FACTORIES), ids=list(BAD_FACTORIES))
-def test_bad_factories_exit_2(capsys, write_model, case):
+def test_bad_factories_exit_2(cli, write_model, case):
     source, attr, message = BAD_FACTORIES[case]
     path = write_model(source)
-    code, out, err = run(capsys, "show", f"{path}:{attr}")
+    code, out, err = cli("show", f"{path}:{attr}")
     last = err.strip().splitlines()[-1]
     assert code == 2 and out == ""
     assert last.startswith("error:") and message in last, last
     assert "Traceback" not in err
 
 
-def test_traceback_flag_shows_user_frames(capsys, write_model):
+def test_traceback_flag_shows_user_frames(cli, write_model):
     path = write_model("def make_model():\n    raise RuntimeError('boom')\n")
-    code, _, err = run(capsys, "show", f"{path}:make_model", "--traceback")
+    code, _, err = cli("show", f"{path}:make_model", "--traceback")
     assert code == 2 and "Traceback" in err and "RuntimeError: boom" in err
     assert err.strip().splitlines()[-1].startswith("error:")
 
 
-def test_user_prints_go_to_stderr(capsys, write_model):
+def test_user_prints_go_to_stderr(cli, write_model):
     path = write_model("""
         from flax import nnx
         print("building the model")
@@ -105,7 +94,7 @@ def test_user_prints_go_to_stderr(capsys, write_model):
             print("inside the factory")
             return nnx.Linear(2, 3, rngs=nnx.Rngs(0))
     """)
-    code, out, err = run(capsys, "show", f"{path}:make_model", "--format", "json")
+    code, out, err = cli("show", f"{path}:make_model", "--format", "json")
     assert code == 0 and json.loads(out)["totals"]["Param"]["size"] == 9
     assert "building the model" in err and "inside the factory" in err
 
@@ -118,11 +107,11 @@ def test_cli_process_exit_code_and_last_line():
     assert proc.stderr.strip().splitlines()[-1].startswith("error: source 'sample:nope:nnx'")
 
 
-def test_help_lists_commands(capsys):
-    code, out, _ = run(capsys, "--help")
+def test_help_lists_commands(cli):
+    code, out, _ = cli("--help")
     assert code == 0 and "show" in out
 
 
-def test_unknown_option_ends_with_error_line(capsys):
-    code, _, err = run(capsys, "show", "sample:block:nnx", "--format", "xml")
+def test_unknown_option_ends_with_error_line(cli):
+    code, _, err = cli("show", "sample:block:nnx", "--format", "xml")
     assert code == 2 and err.strip().splitlines()[-1].startswith("error:")

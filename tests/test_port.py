@@ -10,21 +10,11 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 
-from inspector.__main__ import main
 from loaders import load_source
 from loaders.porting import port_sources
 from sample_models import SAMPLES
 
 CASES = "tests/models/port_cases.py"
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("name", list(SAMPLES))
@@ -35,23 +25,23 @@ def test_every_seed_port_matches(name):
 
 
 @pytest.mark.parametrize("port", ["swapped", "transposed"])
-def test_structurally_clean_but_wrong_ports_are_caught(capsys, port):
-    code, out, _ = run(capsys, "diff", f"{CASES}:linen", f"{CASES}:{port}", "--format", "json")
+def test_structurally_clean_but_wrong_ports_are_caught(cli, port):
+    code, out, _ = cli("diff", f"{CASES}:linen", f"{CASES}:{port}", "--format", "json")
     assert code == 0 and json.loads(out)["summary"]["mismatches"] == 0
-    code, out, _ = run(capsys, "port", f"{CASES}:linen", f"{CASES}:{port}", "--format", "json")
+    code, out, _ = cli("port", f"{CASES}:linen", f"{CASES}:{port}", "--format", "json")
     data = json.loads(out)
     assert code == 1 and data["match"] is False and data["converted"] == 6
     assert [o["allclose"] for o in data["outputs"]] == [False] and data["outputs"][0]["max_abs"] > 0.01
 
 
-def test_good_port_with_dropout_in_training_inputs_is_run_in_inference_mode(capsys):
-    code, out, _ = run(capsys, "port", f"{CASES}:linen", f"{CASES}:good", "--format", "json")
+def test_good_port_with_dropout_in_training_inputs_is_run_in_inference_mode(cli):
+    code, out, _ = cli("port", f"{CASES}:linen", f"{CASES}:good", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["match"] and data["outputs"][0]["path"] == ""
 
 
-def test_refusal_lists_every_problem(capsys):
-    code, out, _ = run(capsys, "port", "tests/models/broken_ports.py:linen", "tests/models/broken_ports.py:wrong_width",
+def test_refusal_lists_every_problem(cli):
+    code, out, _ = cli("port", "tests/models/broken_ports.py:linen", "tests/models/broken_ports.py:wrong_width",
                        "--format", "json")
     data = json.loads(out)
     assert code == 1 and data["outputs"] == []
@@ -61,9 +51,9 @@ def test_refusal_lists_every_problem(capsys):
     assert "shape (256, 128) vs (256, 100)" in {r["reason"] for r in data["refused"]}
 
 
-def test_written_checkpoint_restores_and_gives_the_same_outputs(capsys, tmp_path):
+def test_written_checkpoint_restores_and_gives_the_same_outputs(cli, tmp_path):
     out_dir = tmp_path / "converted"
-    code, out, _ = run(capsys, "port", "sample:counter:linen", "sample:counter:nnx", "--out", str(out_dir),
+    code, out, _ = cli("port", "sample:counter:linen", "sample:counter:nnx", "--out", str(out_dir),
                        "--format", "json")
     assert code == 0 and json.loads(out)["out"] == str(out_dir)
     from sample_models.counter_nnx import Block
@@ -78,9 +68,9 @@ def test_written_checkpoint_restores_and_gives_the_same_outputs(capsys, tmp_path
     restored.eval()
     np.testing.assert_allclose(restored(*ex.infer.args), expected, atol=1e-5, rtol=1e-5)
 
-    code, _, err = run(capsys, "port", "sample:counter:linen", "sample:counter:nnx", "--out", str(out_dir))
+    code, _, err = cli("port", "sample:counter:linen", "sample:counter:nnx", "--out", str(out_dir))
     assert code == 2 and "exists" in err.strip().splitlines()[-1]
-    code, _, _ = run(capsys, "port", "sample:counter:linen", "sample:counter:nnx", "--out", str(out_dir), "--force")
+    code, _, _ = cli("port", "sample:counter:linen", "sample:counter:nnx", "--out", str(out_dir), "--force")
     assert code == 0
 
 
@@ -96,8 +86,8 @@ def test_port_leaves_the_loaded_model_untouched():
     (["port", "sample:block:nnx", "sample:block:nnx"], "is not a runnable Linen model"),
     (["port", "sample:block:linen", "sample:block:nnx", "--rules", "nope.json"], "cannot be read"),
 ], ids=["nnx-state", "nnx-as-linen", "missing-rules"])
-def test_bad_input_exits_2(capsys, argv, message):
-    code, out, err = run(capsys, *argv)
+def test_bad_input_exits_2(cli, argv, message):
+    code, out, err = cli(*argv)
     assert code == 2 and out == "" and message in err.strip().splitlines()[-1]
 
 

@@ -31,15 +31,6 @@ MESH = (("data", 2), ("model", 4))
 STACK = "tests/models/sharded_stack.py"
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize("names,rules,spec", [
     (("embed", "mlp"), (("embed", "data"), ("mlp", "model")), ("data", "model")),
     (("embed", "mlp"), (("mlp", "model"), ("embed", "model")), (None, "model")),
@@ -138,20 +129,20 @@ def test_unpaired_rank_short_variable_keeps_its_note():
     assert entry.status is Status.LEFT_ONLY and entry.notes[0].startswith("left: 2 logical names for a rank-3")
 
 
-def test_linen_and_nnx_samples_diff_clean(capsys):
-    code, out, _ = run(capsys, "diff", "sample:sharded:linen", "sample:sharded:nnx", "--format", "json")
+def test_linen_and_nnx_samples_diff_clean(cli):
+    code, out, _ = cli("diff", "sample:sharded:linen", "sample:sharded:nnx", "--format", "json")
     data = json.loads(out)
     assert code == 0 and data["summary"]["match"] == 16 and data["summary"]["sharding_mismatch"] == 0
 
 
-def test_stacked_port_with_transform_metadata_is_clean(capsys):
-    code, out, _ = run(capsys, "diff", f"{STACK}:linen", f"{STACK}:nnx_good", "--format", "json")
+def test_stacked_port_with_transform_metadata_is_clean(cli):
+    code, out, _ = cli("diff", f"{STACK}:linen", f"{STACK}:nnx_good", "--format", "json")
     assert code == 0 and json.loads(out)["summary"]["mismatches"] == 0
 
 
 @pytest.mark.parametrize("fmt", ["json", "markdown", "table"])
-def test_dropped_transform_metadata_is_flagged(capsys, fmt):
-    code, out, _ = run(capsys, "diff", f"{STACK}:linen", f"{STACK}:nnx_dropped", "--format", fmt)
+def test_dropped_transform_metadata_is_flagged(cli, fmt):
+    code, out, _ = cli("diff", f"{STACK}:linen", f"{STACK}:nnx_dropped", "--format", fmt)
     assert code == 1
     if fmt == "json":
         data = json.loads(out)
@@ -166,12 +157,12 @@ def test_dropped_transform_metadata_is_flagged(capsys, fmt):
         assert "sharding_mismatch" in out and "without transform_metadata" in out
 
 
-def test_checkpoint_without_sharding_info_is_not_noise(capsys, tmp_path):
+def test_checkpoint_without_sharding_info_is_not_noise(cli, tmp_path):
     src = load_source("sample:sharded:nnx")
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save((tmp_path / "ckpt").absolute(), nnx.state(src.model))
         checkpointer.wait_until_finished()
-    code, out, _ = run(capsys, "diff", str(tmp_path / "ckpt"), "sample:sharded:nnx", "--format", "json")
+    code, out, _ = cli("diff", str(tmp_path / "ckpt"), "sample:sharded:nnx", "--format", "json")
     assert code == 0 and json.loads(out)["summary"]["mismatches"] == 0
 
 
@@ -181,10 +172,10 @@ def test_port_moves_weights_despite_a_layout_difference():
     assert entry.status is Status.SHARDING and plan([entry]) == ([(left, right)], [])
 
 
-def test_devices_flag_is_refused_once_jax_has_fewer(capsys, monkeypatch):
+def test_devices_flag_is_refused_once_jax_has_fewer(cli, monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "")  # restored after the test
     with pytest.raises(InspectorError, match="already started with 1 device"):
         simulate_devices(8)
-    code, _, err = run(capsys, "--devices", "8", "show", "sample:block:nnx")
+    code, _, err = cli("--devices", "8", "show", "sample:block:nnx")
     assert code == 2 and "XLA_FLAGS=--xla_force_host_platform_device_count=8" in err.strip().splitlines()[-1]
     assert main(["--devices", "1", "show", "sample:sharded:nnx", "--format", "json"]) == 0
