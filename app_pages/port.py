@@ -6,9 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from inspector.errors import InspectorError
+from inspector.errors import InspectorError, PortError
 from inspector.port_report import verdict
-from loaders.confine import confine_spec
 from loaders.porting import write_state
 from ui import compare, sources
 
@@ -51,9 +50,12 @@ if state is not None:
     overwrite = st.checkbox("Replace the folder if it exists", key="port_force")
     if st.button("Write checkpoint", key="port_write") and target.strip():
         try:
-            folder = Path(choice.root, target.strip())
-            confine_spec(str(folder.parent), choice.root)  # refuses paths outside the root
-            written = write_state(str(folder), state, force=overwrite)
+            root = Path(choice.root).resolve()
+            folder = (root / target.strip()).resolve()
+            if root not in folder.parents:  # `..`, absolute paths, symlinks out, or the root itself
+                raise PortError(f"folder {target.strip()!r} is not inside the root folder {str(root)!r}; "
+                                "give a new folder under it")
+            written = write_state(str(folder), state, force=overwrite, make_parents=True)
             st.success(f"Converted state written to `{written}`.")
         except InspectorError as err:
             st.error(str(err))

@@ -382,6 +382,9 @@ def _gaps(anchors: list[tuple[_Node, _Node]], rest: list[_Node], side: int) -> d
 
 def _sequence_pairs(left: list[_Node], right: list[_Node]) -> list[tuple[_Node, _Node]]:
     """Pair runs with equal content; a run replaced by one of equal length pairs position by position."""
+    # A module holding only RNG state (an nnx.Dropout) has nothing Linen could hold: leave it out,
+    # so it does not push the modules after it out of place.
+    left, right = [n for n in left if n.signature()], [n for n in right if n.signature()]
     lsigs, rsigs = [n.signature() for n in left], [n.signature() for n in right]
     if lsigs == rsigs:  # the common case, and the cheap one
         return list(zip(left, right))

@@ -39,17 +39,29 @@ def port_sources(linen: LoadedSource, target: LoadedSource, *, rules: Rules | No
                           tolerance=tolerance)
 
 
-def write_state(directory: str, state: nnx.State, *, force: bool = False) -> Path:
-    """Save ``state`` with Orbax so ``StandardCheckpointer().restore(dir, abstract_state)`` loads it."""
+_CHECKPOINT_MARKERS = ("_CHECKPOINT_METADATA", "_METADATA")
+
+
+def write_state(directory: str, state: nnx.State, *, force: bool = False, make_parents: bool = False) -> Path:
+    """Save ``state`` with Orbax so ``StandardCheckpointer().restore(dir, abstract_state)`` loads it.
+
+    ``force`` replaces an existing Orbax checkpoint (or an empty folder) only: a folder holding
+    anything else is never deleted.
+    """
     import orbax.checkpoint as ocp
 
-    path = Path(directory).expanduser().absolute()
+    path = Path(directory).expanduser().resolve()
     if path.exists():
         if not force:
             raise PortError(f"output directory {directory!r} exists; choose a new one or pass --force to replace it")
         if not path.is_dir():
             raise PortError(f"output {directory!r} exists and is not a directory")
+        if any(path.iterdir()) and not any((path / m).exists() for m in _CHECKPOINT_MARKERS):
+            raise PortError(f"output directory {directory!r} holds files that are not an Orbax checkpoint; "
+                            "it is not replaced even with --force: choose a new folder")
         shutil.rmtree(path)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     if not path.parent.is_dir():
         raise PortError(f"cannot write {directory!r}: the folder {str(path.parent)!r} does not exist")
     checkpointer = ocp.StandardCheckpointer()

@@ -171,3 +171,32 @@ def test_filters_page_linen_source_viewed_as_nnx_kinds():
     at.text_input(key="filter_text").set_value("nnx.BatchStat").run()
     frame = at.dataframe[0].value
     assert frame[frame["match"]]["path"].tolist() == ["batchnorm/mean", "batchnorm/var"]
+
+
+@pytest.mark.parametrize("folder", ["..", "sub/..", "../outside", "/tmp"])
+def test_port_page_never_writes_or_deletes_outside_the_root(tmp_path, monkeypatch, folder):
+    outer = tmp_path / "outer"
+    root = outer / "root"
+    (root / "sub").mkdir(parents=True)
+    (outer / "keep.txt").write_text("keep")
+    (root / "keep.txt").write_text("keep")
+    monkeypatch.setenv("INSPECTOR_ROOT", str(root))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("app_pages/port.py").run()
+    at.button(key="port_run").click().run()
+    at.checkbox(key="port_force").check().run()
+    at.text_input(key="port_out").set_value(folder).run()
+    at.button(key="port_write").click().run()
+    assert not at.exception and any("not inside the root folder" in e.value for e in at.error)
+    assert (outer / "keep.txt").exists() and (root / "keep.txt").exists() and (root / "sub").is_dir()
+
+
+def test_port_page_writes_a_checkpoint_under_the_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSPECTOR_ROOT", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("app_pages/port.py").run()
+    at.button(key="port_run").click().run()
+    at.text_input(key="port_out").set_value("converted/block").run()
+    at.button(key="port_write").click().run()
+    assert not at.exception and not at.error
+    assert (tmp_path / "converted" / "block" / "_CHECKPOINT_METADATA").exists()

@@ -118,6 +118,21 @@ def test_planted_differences_and_nothing_else(port):
     assert problems(entries) == sorted(BROKEN[port], key=lambda t: tuple(x or "" for x in t))
 
 
+DROPOUT_PORTS = {
+    "good": [],
+    "bf16": [("dtype_mismatch", "params/fc2/bias", "proj/bias"), ("dtype_mismatch", "params/fc2/kernel", "proj/kernel")],
+    "no_bias": [("left_only", "params/fc2/bias", None)],
+}
+
+
+@pytest.mark.parametrize("port", list(DROPOUT_PORTS))
+def test_an_nnx_dropout_between_layers_does_not_push_them_out_of_place(port):
+    """The Dropout holds only RNG state: renamed layers after it still pair with their Linen twins."""
+    entries = diff_sources("tests/models/dropout_ports.py:linen", f"tests/models/dropout_ports.py:{port}")
+    assert problems(entries) == DROPOUT_PORTS[port]
+    assert pairs(entries)["params/fc2/kernel"] == "proj/kernel"
+
+
 def rec(path, kind="Param", shape=(2,), dtype="float32", collection=None):
     return V(tuple(path.split("/")), kind, shape, dtype, int(np.prod(shape)), 4 * int(np.prod(shape)), collection)
 

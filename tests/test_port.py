@@ -94,3 +94,12 @@ def test_bad_input_exits_2(cli, argv, message):
 def test_keys_are_typed():
     assert jax.dtypes.issubdtype(load_source("sample:block:nnx").model.block.dropout.rngs.key[...].dtype,
                                  jax.dtypes.prng_key)
+
+
+def test_force_never_deletes_a_folder_that_is_not_a_checkpoint(cli, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("important")
+    code, _, err = cli("port", "sample:block:linen", "sample:block:nnx", "--out", str(precious), "--force")
+    assert code == 2 and "not an Orbax checkpoint" in err.strip().splitlines()[-1]
+    assert (precious / "notes.txt").read_text() == "important"
