@@ -25,6 +25,7 @@ from flax import nnx
 from flax.core import meta
 from flax.training import train_state
 
+from inspector.errors import SourceError
 from inspector.kinds import kind_of_collection
 from inspector.records import Path, VariableRecord
 from inspector.sharding import sharding_of
@@ -65,7 +66,14 @@ def is_linen_variables(tree: Mapping) -> bool:
 
 def describe(path: Path, value: Any, *, kind: str | None, collection: str | None = None,
              names: tuple | None = None, metadata: tuple[tuple[str, str], ...] = ()) -> VariableRecord:
-    """The record of one array-like leaf (array, typed key, ShapeDtypeStruct or scalar)."""
+    """The record of one array-like leaf (array, typed key, ShapeDtypeStruct or scalar).
+
+    Anything else (a string, an object) is not a variable: ``SourceError`` names its path.
+    """
+    if not _is_array_like(value):
+        where = "/".join(str(k) for k in ((collection,) if collection else ()) + path)
+        raise SourceError(f"variable {where!r} holds a {type(value).__name__} ({_short(value)}), not an array; "
+                          "a model's variables must be arrays (or numbers)")
     shape = tuple(int(d) for d in (value.shape if hasattr(value, "shape") else np.shape(value)))
     dtype = _dtype_of(value)
     size = int(np.prod(shape, dtype=np.int64)) if shape else 1
@@ -124,6 +132,11 @@ def _add_value(path: Path, value: Any, leaves: list[Leaf], *, kind: str | None,
     for keys, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
         leaves.append((describe(path + leaf_path(keys), leaf, kind=kind, collection=collection,
                                 names=names, metadata=metadata), leaf))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _is_array_like(value: Any) -> bool:

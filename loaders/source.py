@@ -189,10 +189,13 @@ def _form_of(obj: Any, example: Any) -> Form:
 
 def _assemble(spec: str, built: Built, *, abstract: bool, example: Any,
               code: ModuleType | None) -> LoadedSource:
-    leaves = flatten_variables(built.obj)
-    if built.captured is not None:
-        leaves += flatten_variables(built.captured)
-        leaves.sort(key=lambda leaf: leaf[0].sort_key())
+    try:
+        leaves = flatten_variables(built.obj)
+        if built.captured is not None:
+            leaves += flatten_variables(built.captured)
+            leaves.sort(key=lambda leaf: leaf[0].sort_key())
+    except SourceError as err:
+        raise SourceError(f"source {spec!r}: {err}") from None
     values = {record.key: value for record, value in leaves}
     if len(values) != len(leaves):
         raise SourceError(f"source {spec!r}: two variables share one path; cannot inspect")

@@ -115,3 +115,11 @@ def test_help_lists_commands(cli):
 def test_unknown_option_ends_with_error_line(cli):
     code, _, err = cli("show", "sample:block:nnx", "--format", "xml")
     assert code == 2 and err.strip().splitlines()[-1].startswith("error:")
+
+
+def test_a_variable_that_is_not_an_array_is_bad_input(cli, write_model):
+    path = write_model('def make():\n    return {"params": {"w": "hello"}}\n')
+    code, out, err = cli("show", f"{path}:make")
+    assert code == 2 and out == "" and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: source '{path}:make': variable 'params/w' holds a str ('hello')")
