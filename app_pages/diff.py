@@ -46,6 +46,9 @@ except InspectorError as err:
 for note in result.notes:
     st.warning(note)
 summary = result.summary
+if result.restore is not None:  # a checkpoint against a live model: would Orbax restore it?
+    show = {"ok": st.success, "casts": st.warning, "fails": st.error}[result.restore.verdict]
+    show("\n".join([f"**{result.restore.headline()}**"] + [f"- `{r}`" for r in result.restore.shown_reasons()]))
 if summary["mismatches"]:
     st.error(f"{summary['mismatches']} mismatch(es) among {len(result.entries)} variables.")
 else:
@@ -69,9 +72,12 @@ st.subheader("Alignment")
 st.plotly_chart(charts.alignment_sankey(result.entries, "left", "right"), key="diff_sankey")
 
 downloads = st.columns(3)
-downloads[0].download_button("JSON report", json.dumps(diff_json(left.spec, right.spec, result.entries), indent=2),
+restore_json = result.restore.to_json() if result.restore else {}
+downloads[0].download_button("JSON report",
+                             json.dumps(diff_json(left.spec, right.spec, result.entries, **restore_json), indent=2),
                              file_name="diff.json", mime="application/json")
-downloads[1].download_button("Markdown report", diff_markdown(left.spec, right.spec, result.entries, result.notes),
+downloads[1].download_button("Markdown report",
+                             diff_markdown(left.spec, right.spec, result.entries, result.notes, result.restore),
                              file_name="diff.md", mime="text/markdown")
 found = [(e.left, e.right) for e in result.entries if e.left is not None and e.right is not None]
 downloads[2].download_button("Rules file", json.dumps(rules_from_entries(found), indent=2),

@@ -134,6 +134,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from inspector.errors import InspectorError
     from inspector.rules import forced_pairs, parse_rules, rules_from_entries
     from loaders import load_source
+    from loaders.source import restore_between
 
     if args.values and args.abstract:
         raise InspectorError("--values compares arrays, and --abstract builds none: drop one of them")
@@ -149,7 +150,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         values=(left.read, right.read) if args.values else None, tolerance=tolerance)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    restore = _restore_check(left, right, entries)
+    restore = restore_between(left, right, entries)
     if args.write_rules:
         found = [(e.left, e.right) for e in entries if e.left is not None and e.right is not None]
         _write_text(args.write_rules, json.dumps(rules_from_entries(found), indent=2) + "\n", "rules file")
@@ -157,22 +158,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.format == "json":
         _print_json(diff_json(left.spec, right.spec, entries, **extra))
     elif args.format == "markdown":
-        print(diff_markdown(left.spec, right.spec, entries, notes + ([restore.summary()] if restore else [])), end="")
+        print(diff_markdown(left.spec, right.spec, entries, notes, restore), end="")
     else:
-        print(diff_table(left.spec, right.spec, entries))
-        if restore:
-            print("\n" + restore.summary())
+        print(diff_table(left.spec, right.spec, entries, restore))
     return 1 if summarize(entries)["mismatches"] or (restore and restore.verdict == "fails") else 0
-
-
-def _restore_check(left, right, entries):
-    """Between a checkpoint and a live source: would Orbax restore the one into the other?"""
-    from inspector.restore import check_restore
-
-    if (left.form == "checkpoint") == (right.form == "checkpoint"):
-        return None
-    disk, live = (left, right) if left.form == "checkpoint" else (right, left)
-    return check_restore(disk.records, live.model_records(), entries, checkpoint_is_left=disk is left)
 
 
 def cmd_port(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 from inspector.diff import DiffEntry, Status, summarize
 from inspector.records import VariableRecord
 from inspector.report import format_shape, format_table, kind_label
+from inspector.restore import RestoreCheck
 
 STATUS_ORDER = [s for s in Status]
 
@@ -23,7 +24,7 @@ def diff_json(left: str, right: str, entries: Sequence[DiffEntry], **extra: Any)
 def summary_line(entries: Sequence[DiffEntry]) -> str:
     summary = summarize(entries)
     counts = ", ".join(f"{summary[s.value]} {s.value}" for s in Status if summary[s.value])
-    verdict = "no mismatches" if not summary["mismatches"] else f"{summary['mismatches']} mismatches"
+    verdict = "no mismatched variables" if not summary["mismatches"] else _plural(summary["mismatches"], "mismatch")
     return f"{len(entries)} entries: {counts or 'nothing to compare'} — {verdict}"
 
 
@@ -54,18 +55,24 @@ def _detail(entry: DiffEntry) -> str:
     return "; ".join(parts + list(entry.notes))
 
 
-def diff_table(left: str, right: str, entries: Sequence[DiffEntry]) -> str:
+def diff_table(left: str, right: str, entries: Sequence[DiffEntry], restore: RestoreCheck | None = None) -> str:
     """Mismatches first, then everything else, each row: status, left path, right path, detail."""
     ordered = sorted(entries, key=lambda e: (not e.is_mismatch, STATUS_ORDER.index(e.status)))
     rows = [[e.status.value, _side(e.left), _side(e.right), _detail(e)] for e in ordered]
     head = f"left:  {left}\nright: {right}\n{summary_line(entries)}\n"
+    if restore is not None:
+        head += restore.summary() + "\n"
     return head + "\n" + format_table(["status", "left", "right", "detail"], rows)
 
 
-def diff_markdown(left: str, right: str, entries: Sequence[DiffEntry], notes: Sequence[str] = ()) -> str:
+def diff_markdown(left: str, right: str, entries: Sequence[DiffEntry], notes: Sequence[str] = (),
+                  restore: RestoreCheck | None = None) -> str:
     """A compact report for a pull-request comment: the summary, then only what is wrong."""
     summary = summarize(entries)
     lines = [f"### Flax State Inspector: `{left}` ↔ `{right}`", ""]
+    if restore is not None:
+        lines += [f"**{restore.headline()}**", ""] + [f"- {r}" for r in restore.shown_reasons()]
+        lines += [""] if restore.reasons else []
     if summary["mismatches"]:
         lines.append(f"**{summary['mismatches']} mismatch{'es' if summary['mismatches'] != 1 else ''}** "
                      f"among {len(entries)} variables.")
@@ -84,3 +91,7 @@ def diff_markdown(left: str, right: str, entries: Sequence[DiffEntry], notes: Se
 
 def _code(record: VariableRecord | None) -> str:
     return f"`{record.full_name}`" if record is not None else "—"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 'es' if noun.endswith(('s', 'sh', 'ch', 'x')) else 's'}"

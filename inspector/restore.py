@@ -47,15 +47,20 @@ class RestoreCheck:
     def to_json(self) -> dict[str, Any]:
         return {"restore": self.verdict, "restore_reasons": self.reasons}
 
-    def summary(self) -> str:
-        """One line for people, with the first few reasons."""
-        if self.verdict == OK:
-            return "restore: ok — StandardCheckpointer().restore(dir, abstract_state) would load every variable"
-        head = {CASTS: "restore: casts — it would load, converting dtypes",
-                FAILS: "restore: fails — StandardCheckpointer().restore(dir, abstract_state) would raise"}[self.verdict]
+    def headline(self) -> str:
+        return {OK: "restore: ok — StandardCheckpointer().restore(dir, abstract_state) would load every variable",
+                CASTS: "restore: casts — it would load, but Orbax would silently convert dtypes",
+                FAILS: "restore: fails — StandardCheckpointer().restore(dir, abstract_state) would raise"
+                }[self.verdict]
+
+    def shown_reasons(self) -> list[str]:
+        """The first reasons, and how many more there are."""
         reasons = self.reasons
-        shown = "; ".join(reasons[:_SHOWN]) + (f"; and {len(reasons) - _SHOWN} more" if len(reasons) > _SHOWN else "")
-        return f"{head}: {shown}"
+        return reasons[:_SHOWN] + ([f"and {len(reasons) - _SHOWN} more"] if len(reasons) > _SHOWN else [])
+
+    def summary(self) -> str:
+        """The verdict, then one reason per line."""
+        return "\n".join([self.headline()] + [f"  - {r}" for r in self.shown_reasons()])
 
 
 def check_restore(checkpoint: Sequence[VariableRecord], target: Sequence[VariableRecord],

@@ -19,6 +19,7 @@ from inspector.errors import SourceError
 from inspector.example import Inputs, LinenExample, NnxExample
 from inspector.normalize import flatten_variables
 from inspector.records import Path, VariableRecord
+from inspector.restore import RestoreCheck, check_restore
 from inspector.structure import EMPTY, Structure, structure_of
 from loaders.abstract import abstract_build
 from loaders.build import Built, abstractify, build_linen, build_nnx
@@ -220,3 +221,11 @@ def _variable_types(built: Built, code: ModuleType | None) -> dict[str, type[nnx
             for _, var in flat:
                 found.setdefault(type(var).__name__, type(var))
     return found
+
+
+def restore_between(left: LoadedSource, right: LoadedSource, entries) -> RestoreCheck | None:
+    """Between a checkpoint and a live source: would Orbax restore the one into the other?"""
+    if (left.form == "checkpoint") == (right.form == "checkpoint"):
+        return None
+    disk, live = (left, right) if left.form == "checkpoint" else (right, left)
+    return check_restore(disk.records, live.model_records(), entries, checkpoint_is_left=disk is left)

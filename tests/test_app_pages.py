@@ -200,3 +200,22 @@ def test_port_page_writes_a_checkpoint_under_the_root(tmp_path, monkeypatch):
     at.button(key="port_write").click().run()
     assert not at.exception and not at.error
     assert (tmp_path / "converted" / "block" / "_CHECKPOINT_METADATA").exists()
+
+
+def test_diff_page_shows_the_restore_verdict_for_a_checkpoint(tmp_path, monkeypatch):
+    import orbax.checkpoint as ocp
+
+    from loaders import load_source
+
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(tmp_path / "linen", load_source("sample:block:linen").variables)
+    checkpointer.wait_until_finished()
+    monkeypatch.setenv("INSPECTOR_ROOT", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("app_pages/diff.py").run()
+    at.selectbox(key="left_pick").set_value(OTHER).run()
+    at.text_input(key="left_text").set_value("linen").run()
+    assert not at.exception
+    verdict = at.error[0].value
+    assert verdict.startswith("**restore: fails")
+    assert "linear/kernel (the checkpoint has it as params/Dense_0/kernel)" in verdict

@@ -120,7 +120,8 @@ def test_planted_differences_and_nothing_else(port):
 
 DROPOUT_PORTS = {
     "good": [],
-    "bf16": [("dtype_mismatch", "params/fc2/bias", "proj/bias"), ("dtype_mismatch", "params/fc2/kernel", "proj/kernel")],
+    "bf16": [("dtype_mismatch", "params/fc2/bias", "proj/bias"),
+             ("dtype_mismatch", "params/fc2/kernel", "proj/kernel")],
     "no_bias": [("left_only", "params/fc2/bias", None)],
 }
 

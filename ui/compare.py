@@ -8,10 +8,12 @@ import streamlit as st
 
 from inspector.diff import DiffEntry, Tolerance, diff_trees, summarize
 from inspector.filters import parse_filters
+from inspector.restore import RestoreCheck
 from inspector.rules import forced_pairs, parse_rules
 from inspector.splitmerge import Subject, split_groups, subject_of_source
 from loaders import LoadedSource
 from loaders.porting import port_sources
+from loaders.source import restore_between
 from ui import sources
 
 
@@ -20,6 +22,7 @@ class DiffResult:
     entries: tuple[DiffEntry, ...]
     summary: dict[str, int]
     notes: tuple[str, ...]
+    restore: RestoreCheck | None = None
 
 
 def diff(left: LoadedSource, right: LoadedSource, rules_text: str, with_values: bool, rtol: float,
@@ -39,7 +42,7 @@ def _diff(_left: LoadedSource, _right: LoadedSource, lkey: tuple, rkey: tuple, r
         forced=forced, rng_one_sided=not (_left.form == _right.form == "nnx"),
         sharding_one_sided="checkpoint" not in (_left.form, _right.form),
         values=(_left.read, _right.read) if with_values else None, tolerance=Tolerance(rtol=rtol, atol=atol))
-    return DiffResult(tuple(entries), summarize(entries), tuple(notes))
+    return DiffResult(tuple(entries), summarize(entries), tuple(notes), restore_between(_left, _right, entries))
 
 
 def port(left: LoadedSource, right: LoadedSource, rules_text: str, atol: float, rtol: float):
