@@ -11,6 +11,7 @@ from inspector.diff_report import diff_json, diff_markdown
 from inspector.errors import InspectorError
 from inspector.rules import parse_rules, rules_from_entries
 from ui import charts, compare, sources, tables
+from ui.text import plain
 
 choice: sources.Choice = st.session_state["choice"]
 st.title("Diff")
@@ -29,7 +30,7 @@ if rules_text.strip():
     try:
         rules = parse_rules(rules_text, origin="rules")
     except InspectorError as err:
-        st.error(str(err))
+        st.error(plain(str(err)))
 
 with_values = st.toggle("Compare values", key="diff_values", disabled=left.abstract or right.abstract,
                         help="max_abs, max_rel and allclose per pair (needs concrete sources)")
@@ -40,11 +41,11 @@ try:
     with st.spinner("Aligning…"):
         result = compare.diff(left, right, rules_text if rules else "", with_values, rtol, atol)
 except InspectorError as err:
-    st.error(str(err))
+    st.error(plain(str(err)))
     st.stop()
 
 for note in result.notes:
-    st.warning(note)
+    st.warning(plain(note))
 summary = result.summary
 if result.restore is not None:  # a checkpoint against a live model: would Orbax restore it?
     show = {"ok": st.success, "casts": st.warning, "fails": st.error}[result.restore.verdict]

@@ -11,9 +11,11 @@ from inspector.records import format_bytes
 from inspector.split_report import leftover_lines, merge_verdict
 from inspector.splitmerge import select, subject_notes
 from ui import compare, sources, tables
+from ui.text import plain
 
-EXAMPLES = ["nnx.Param", "nnx.BatchStat", "(nnx.Param, nnx.BatchStat)", "nnx.Param & nnx.PathContains('kernel')",
-            "~nnx.Param", "nnx.RngState", "nnx.PathContains('linear')", "...", "'dropout'"]
+EXAMPLES = ["nnx.Param", "nnx.BatchStat", "(nnx.Param, nnx.BatchStat)",
+            "nnx.All(nnx.Param, nnx.PathContains('kernel'))", "nnx.Not(nnx.Param)", "nnx.RngState",
+            "nnx.PathContains('linear')", "...", "'dropout'"]
 
 choice: sources.Choice = st.session_state["choice"]
 st.title("Filters & split")
@@ -24,12 +26,13 @@ if src is None:
     st.stop()
 subject = compare.subject(src)
 for note in subject_notes(subject):
-    st.info(note)
+    st.info(plain(note))
 
 
 def _use_example() -> None:
     if st.session_state.get("filter_example"):
         st.session_state["filter_text"] = st.session_state["filter_example"]
+        st.session_state["filter_example"] = None  # a chip fills the box once; the box is what counts
 
 
 st.pills("Examples", EXAMPLES, key="filter_example", on_change=_use_example)
@@ -42,13 +45,13 @@ if text.strip():
     try:
         parsed = parse_filter(text, subject.variable_types, collections=subject.collections)
     except InspectorError as err:
-        st.error(str(err))
+        st.error(plain(str(err)))
     else:
         records = select(subject, parsed)
         matched = {r.key for r in records}
         st.code(f"nnx.state(model, {parsed.text})", language="python")
         for note in parsed.notes:
-            st.warning(note)
+            st.warning(plain(note))
         cols = st.columns(3)
         cols[0].metric("variables", f"{len(records):,} of {len(src.records):,}")
         cols[1].metric("parameters", f"{sum(r.size for r in records):,}")
@@ -68,7 +71,7 @@ if split_text.strip():
         with st.spinner("Splitting and merging…"):
             filters, split = compare.split(src, split_text)
     except InspectorError as err:
-        st.error(str(err))
+        st.error(plain(str(err)))
         st.stop()
     st.code(split.line, language="python")
     for group in split.groups:

@@ -10,6 +10,7 @@ from inspector.errors import InspectorError, PortError
 from inspector.port_report import verdict
 from loaders.porting import write_state
 from ui import compare, sources
+from ui.text import plain
 
 choice: sources.Choice = st.session_state["choice"]
 st.title("Port check")
@@ -34,7 +35,7 @@ try:
     with st.spinner("Converting and running both models…"):
         report, state = compare.port(left, right, rules_text, atol, rtol)
 except InspectorError as err:
-    st.error(str(err))
+    st.error(plain(str(err)))
     st.stop()
 (st.success if report.ok else st.error)(verdict(report))
 if report.refused:
@@ -58,4 +59,4 @@ if state is not None:
             written = write_state(str(folder), state, force=overwrite, make_parents=True)
             st.success(f"Converted state written to `{written}`.")
         except InspectorError as err:
-            st.error(str(err))
+            st.error(plain(str(err)))

@@ -50,15 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(diff, "RIGHT")
     _add_format(diff, ("table", "json", "markdown"))
     diff.add_argument("--values", action="store_true", help="also compare values (max_abs, max_rel, allclose)")
-    diff.add_argument("--rtol", type=float, default=None, help="relative tolerance for --values")
-    diff.add_argument("--atol", type=float, default=None, help="absolute tolerance for --values")
+    diff.add_argument("--rtol", type=_tolerance, default=None, help="relative tolerance for --values (default 1e-5)")
+    diff.add_argument("--atol", type=_tolerance, default=None, help="absolute tolerance for --values (default 1e-8)")
     diff.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
     diff.add_argument("--write-rules", metavar="FILE", help="write the alignment found as a rules file")
     diff.set_defaults(func=cmd_diff)
 
     filt = commands.add_parser("filter", help="the variables an NNX filter expression selects",
                                description="Show the variables an NNX filter expression selects, e.g. "
-                                           "\"nnx.All(nnx.Param, nnx.PathContains('bn1'))\" or 'Param & ~...'.")
+                                           "\"nnx.All(nnx.Param, nnx.PathContains('bn1'))\" or "
+                                           "\"Param & ~PathContains('bias')\".")
     _add_source(filt, "SOURCE")
     filt.add_argument("expr", metavar="EXPR", help="a filter expression (parsed, never executed)")
     _add_format(filt, ("table", "json"))
@@ -83,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
     port.add_argument("--out", metavar="DIR", help="write the converted NNX state as an Orbax checkpoint")
     port.add_argument("--force", action="store_true", help="replace an existing --out directory")
-    port.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
-    port.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default 1e-5)")
+    port.add_argument("--atol", type=_tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
+    port.add_argument("--rtol", type=_tolerance, default=1e-5, help="relative tolerance (default 1e-5)")
     port.set_defaults(func=cmd_port)
 
     steps = commands.add_parser("steps", help="list the steps (and their items) of a CheckpointManager directory")
@@ -92,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(steps, ("table", "json"))
     steps.set_defaults(func=cmd_steps)
     return parser
+
+
+def _tolerance(text: str) -> float:
+    """A tolerance: a finite number, zero or more."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a tolerance: give a finite number ≥ 0")
+    return value
 
 
 def _add_source(parser: argparse.ArgumentParser, name: str) -> None:
@@ -107,6 +121,8 @@ def _add_format(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> No
     parser.add_argument("--format", choices=formats, default=formats[0], help="output format")
     parser.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
                         help="on error, show the whole traceback")
+    parser.add_argument("--devices", type=int, metavar="N", default=argparse.SUPPRESS,
+                        help="simulate N CPU devices (as before the command)")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -166,11 +182,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_port(args: argparse.Namespace) -> int:
     from inspector.diff import Tolerance
+    from inspector.errors import InspectorError
     from inspector.port_report import port_json, port_table
     from inspector.rules import parse_rules
     from loaders import load_source
     from loaders.porting import port_sources, write_state
 
+    if args.abstract:
+        raise InspectorError("the port check runs both models: it needs concrete sources, drop --abstract")
     rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
     linen = load_source(args.linen)
     target = load_source(args.nnx)

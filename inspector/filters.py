@@ -273,7 +273,7 @@ class _Reader:
         """A dotted name: a Variable type, a constructor (refused uncalled), or ``Ellipsis``."""
         kind, value, text = self.resolve(node)
         if kind == "constructor":
-            self.refuse(node, f"{text} is a class: call it, as in {text}(...)"
+            self.refuse(node, f"{text} is a class: call it, as in {text}()"
                         if value in (filterlib.Everything, filterlib.Nothing)
                         else f"{text} is a filter constructor: call it, as in {text}(...)")
         return value, text

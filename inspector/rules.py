@@ -77,15 +77,17 @@ def target_path(rules: Rules, left: str) -> str | None:
 
 def forced_pairs(rules: Rules, left: Sequence[VariableRecord], right: Sequence[VariableRecord]
                  ) -> tuple[list[tuple[VariableRecord, VariableRecord]], list[str]]:
-    """Pairs the rules dictate, and a note for each rule target that names no right variable."""
+    """Pairs the rules dictate, and a note for each rule that pairs nothing.
+
+    A left path may be written with its Linen collection too (``params/fc2``), as the diff shows it.
+    """
     by_name: dict[str, list[VariableRecord]] = {}
     for record in right:
         by_name.setdefault(record.name, []).append(record)
         by_name.setdefault(record.full_name, []).append(record)
     pairs, notes, taken = [], [], set()
     for record in left:
-        target = target_path(rules, record.full_name) if record.full_name in rules.pairs else None
-        target = target or target_path(rules, record.name)
+        target = _target_of(rules, record)
         if target is None:
             continue
         candidates = [r for r in by_name.get(target, []) if id(r) not in taken]
@@ -95,7 +97,27 @@ def forced_pairs(rules: Rules, left: Sequence[VariableRecord], right: Sequence[V
             continue
         taken.add(id(found))
         pairs.append((record, found))
+    notes += _unused(rules, left)
     return pairs, notes
+
+
+def _target_of(rules: Rules, record: VariableRecord) -> str | None:
+    if record.collection:
+        best = max((k for k in rules.pairs if record.full_name == k or record.full_name.startswith(k + "/")),
+                   key=len, default=None)
+        if best is not None:
+            return rules.pairs[best] + record.full_name[len(best):]
+    return target_path(rules, record.name)
+
+
+def _unused(rules: Rules, left: Sequence[VariableRecord]) -> list[str]:
+    """Rules that apply to no left variable: most often a typo or a path from the other side."""
+    names = [n for r in left for n in {r.name, r.full_name}]
+    notes = [f"rule pair {key!r} matches no left variable (left paths look like {left[0].name!r})"
+             for key in rules.pairs if left and not any(n == key or n.startswith(key + "/") for n in names)]
+    notes += [f"rename {pattern.pattern!r} matches no left variable"
+              for pattern, _ in rules.rename if not any(pattern.search(r.name) for r in left)]
+    return notes
 
 
 def rules_from_entries(pairs: Sequence[tuple[VariableRecord, VariableRecord]]) -> dict[str, Any]:

@@ -228,6 +228,11 @@ def orbax_errors(item_dir: Path, doing: str) -> Iterator[None]:
                               f"(not valid JSON: {err.msg} at line {err.lineno})") from err
     except FileNotFoundError as err:
         raise CheckpointError(f"checkpoint {str(item_dir)!r}: {doing} failed: {_summary(err)}") from err
+    except (UnicodeDecodeError, AttributeError, KeyError, TypeError) as err:
+        # Valid JSON (or bytes) in a shape Orbax never writes: the metadata file was damaged.
+        raise CheckpointError(f"checkpoint {str(item_dir)!r}: {doing} failed: its _METADATA is not in "
+                              f"Orbax's format ({type(err).__name__}: {err}); restore the file from a good "
+                              "copy of the checkpoint") from err
     except Exception as err:  # noqa: BLE001 - Orbax raises bare Exception for unreadable data
         raise CheckpointError(f"checkpoint {str(item_dir)!r}: {doing} failed: {_describe(err)}") from err
 

@@ -71,7 +71,7 @@ def _factory(module: ModuleType, attr: str, *, spec: str, where: str) -> Callabl
         raise SourceError(f"source {spec!r}: {where} has no factory {attr!r}"
                           f"{did_you_mean(attr, names)} (it defines: {', '.join(names) or 'nothing callable'})")
     if not callable(factory):
-        raise SourceError(f"source {spec!r}: {attr!r} in {where} is a {type(factory).__name__}, "
+        raise SourceError(f"source {spec!r}: {attr!r} in {where} is {_a(type(factory).__name__)}, "
                           "not a function; name a zero-argument function that builds the model")
     try:
         required = [p.name for p in inspect.signature(factory).parameters.values()
@@ -94,7 +94,7 @@ def user_code(spec: str, file: str | None) -> Iterator[None]:
         raise
     except (Exception, SystemExit) as err:  # user code may raise anything, even SystemExit
         raise UserCodeError(f"source {spec!r} failed: {_where(err, file)}; fix the model code "
-                            "(--traceback shows the whole traceback)") from err
+                            "(the command line's --traceback shows the whole traceback)") from err
 
 
 def _where(err: BaseException, file: str | None) -> str:
@@ -124,3 +124,8 @@ def _on_path(directory: Path) -> Iterator[None]:
 
 def _ident(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
+
+
+def _a(noun: str) -> str:
+    """``an int``, ``a str``."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

@@ -27,10 +27,12 @@ def port_sources(linen: LoadedSource, target: LoadedSource, *, rules: Rules | No
     if linen.abstract or target.abstract:
         raise PortError("the port check runs both models: it needs concrete sources, not --abstract")
     if not isinstance(linen.example, LinenExample) or linen.variables is None:
-        raise PortError(f"source {linen.spec!r} is not a runnable Linen model: its factory must return "
-                        "(linen_module, args, kwargs) so the model can be initialized and run")
+        raise PortError(f"source {linen.spec!r} is not a runnable Linen model ({_what(linen)}): the port check "
+                        "needs a Linen module with example inputs — a sample:NAME:linen, or a factory returning "
+                        "(linen_module, args, kwargs)")
     if not isinstance(target.model, nnx.Module):
-        raise PortError(f"source {target.spec!r} is not an NNX module: its factory must return an nnx.Module "
+        raise PortError(f"source {target.spec!r} is not an NNX module ({_what(target)}): the port check needs "
+                        "an NNX model to run — a sample:NAME:nnx, or a factory returning an nnx.Module "
                         "(or (module, args, kwargs))")
     example = target.example if isinstance(target.example, NnxExample) else None
     forced = (lambda left, right: forced_pairs(rules, left, right)[0]) if rules else None
@@ -40,6 +42,15 @@ def port_sources(linen: LoadedSource, target: LoadedSource, *, rules: Rules | No
 
 
 _CHECKPOINT_MARKERS = ("_CHECKPOINT_METADATA", "_METADATA")
+
+
+def _what(source: LoadedSource) -> str:
+    if source.form == "checkpoint":
+        return "a checkpoint holds weights, not a model to run"
+    if source.form == "nnx" and source.model is None:
+        return "it is NNX state without its module"
+    form = {"nnx": "an NNX", "linen": "a Linen"}.get(source.form, "a")
+    return f"it is {form} {type(source.obj).__name__}"
 
 
 def write_state(directory: str, state: nnx.State, *, force: bool = False, make_parents: bool = False) -> Path:

@@ -63,7 +63,7 @@ BAD_FACTORIES = {
     "syntax": ("def make_model(:\n    pass\n", "make_model", "model.py:1: SyntaxError"),
     "import-error": ("import not_a_real_dependency\n", "make_model",
                      "model.py:1: ModuleNotFoundError: No module named 'not_a_real_dependency'"),
-    "not-callable": ("make_model = 3\n", "make_model", "is a int, not a function"),
+    "not-callable": ("make_model = 3\n", "make_model", "is an int, not a function"),
     "bad-tuple": ("def make_model():\n    return (1, 2)\n", "make_model", "returned a tuple of (int, int)"),
 }
 

@@ -63,3 +63,13 @@ def test_written_rules_reproduce_the_alignment():
                                              "Dense_0": "linear"}} or rules["pairs"]["Dense_0"] == "linear"
     forced, notes = forced_pairs(parse_rules(json.dumps(rules)), a.records, b.records)
     assert notes == [] and sorted((x.name, y.name) for x, y in forced) == sorted((x.name, y.name) for x, y in found)
+
+
+def test_rules_that_pair_nothing_are_noted_and_collection_prefixes_work():
+    a, b = load_source("sample:autoencoder:linen"), load_source("sample:autoencoder:nnx")
+    rules = parse_rules('{"rename": [["^nothing", "x"]], "pairs": {"params/encoder": "decoder", "nothere": "x"}}')
+    forced, notes = forced_pairs(rules, a.records, b.records)
+    assert {(x.full_name, y.name) for x, y in forced} == {("params/encoder/kernel", "decoder/kernel"),
+                                                         ("params/encoder/bias", "decoder/bias")}
+    assert any("rule pair 'nothere' matches no left variable" in n for n in notes)
+    assert any("rename '^nothing' matches no left variable" in n for n in notes)

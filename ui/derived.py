@@ -15,6 +15,7 @@ from inspector.errors import InspectorError
 from inspector.records import VariableRecord
 from loaders import LoadedSource
 from ui import charts, sources
+from ui.text import plain
 
 
 def to_json(data: Any) -> str:
@@ -40,6 +41,8 @@ def tree_object(src: LoadedSource) -> Any:
         return src.model
     if src.form == "linen" and src.variables is not None and src.obj is src.variables:
         return src.variables
+    if src.form == "checkpoint":
+        return getattr(src.obj, "tree", src.obj)  # Orbax's metadata tree, not the loader's bookkeeping
     return src.obj
 
 
@@ -63,7 +66,7 @@ def array_of(src: LoadedSource, record: VariableRecord, choice: sources.Choice) 
             concrete = sources.load(sources.Choice(src.spec, src.spec, False, choice.root), "left")
             return None if concrete is None else _numeric(concrete.value(record))
     except InspectorError as err:
-        st.error(str(err))
+        st.error(plain(str(err)))
         return None
 
 

@@ -18,6 +18,7 @@ from inspector.errors import InspectorError
 from loaders import LoadedSource, load_source, parse_spec
 from loaders.confine import confine_spec
 from sample_models import FORMS, SAMPLES
+from ui.text import plain
 
 LOG = logging.getLogger("inspector.app")
 DEFAULT_LEFT = "sample:block:linen"
@@ -92,7 +93,7 @@ def load(choice: Choice, side: str) -> LoadedSource | None:
         with st.spinner(f"Loading {spec}…"):
             return _load_cached(confined, choice.abstract, _stamp(confined))
     except InspectorError as err:
-        st.error(f"{side.title()} source: {err}")
+        st.error(f"{side.title()} source: {plain(str(err))}")
     except Exception:  # a bug, not bad input: keep the traceback in the log
         LOG.exception("loading %s failed", spec)
         st.error(f"Something went wrong while loading {spec!r}; the server log has the details.")
