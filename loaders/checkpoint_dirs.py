@@ -76,6 +76,8 @@ def resolve(directory: str | Path, step: int | None = None) -> Location:
         return Location(item_dir, root=path, step=step, item=item, steps=tuple(s.step for s in steps))
     if (path / METADATA).is_file():
         return Location(path)
+    if not (path / CHECKPOINT_METADATA).is_file() and (standalone := _standalone(path)):
+        raise CheckpointError(_folder_of_checkpoints(path, standalone))
     if _item_dirs(path) or (path / CHECKPOINT_METADATA).is_file():
         item_dir, item = _item_of_step(path)
         return Location(item_dir, item=item)
@@ -104,6 +106,8 @@ def list_steps(root: str | Path) -> list[StepInfo]:
         if unfinished:
             raise CheckpointError(f"checkpoint {str(root)!r} has no finished step, only unfinished saves "
                                   f"({', '.join(unfinished)}): the save was interrupted; save again")
+        if not (root / CHECKPOINT_METADATA).is_file() and (standalone := _standalone(root)):
+            raise CheckpointError(_folder_of_checkpoints(root, standalone))
         if (root / METADATA).is_file() or _item_dirs(root):
             raise CheckpointError(f"{str(root)!r} is a single checkpoint, not a CheckpointManager root; "
                                   "it has no steps (use the directory itself as the source)")
@@ -154,6 +158,20 @@ def _item_of_step(step_dir: Path) -> tuple[Path, str]:
                               "description of the saved tree): it is damaged or was copied incompletely")
     raise CheckpointError(f"checkpoint {str(step_dir)!r} has no readable item: no {METADATA} file"
                           + _found(step_dir) + " (a deleted or unfinished save?)")
+
+
+def _standalone(path: Path) -> list[Path]:
+    """Subfolders that are whole checkpoints of their own (an item of a step has no such file)."""
+    return [d for d in _item_dirs(path) if (d / CHECKPOINT_METADATA).is_file()]
+
+
+def _folder_of_checkpoints(path: Path, found: list[Path]) -> str:
+    names = ", ".join(d.name for d in found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+    if len(found) == 1:
+        return (f"{str(path)!r} is a folder holding the checkpoint {found[0].name!r}, not a checkpoint itself; "
+                f"use {str(found[0])!r} as the source")
+    return (f"{str(path)!r} is a folder of {len(found)} checkpoints ({names}), not a checkpoint itself; "
+            "use one of them as the source")
 
 
 def _item_dirs(path: Path) -> list[Path]:

@@ -20,3 +20,24 @@ def test_damaged_metadata_is_one_clear_error(cli, tmp_path, content):
     assert code == 2 and out == "" and "Traceback" not in err
     assert last.startswith(f"error: checkpoint '{path}'") and "_METADATA is" in last
     assert (path / "_METADATA").read_bytes() == content
+
+
+def _save(path):
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(path, nnx.state(nnx.Linear(2, 3, rngs=nnx.Rngs(0))))
+    checkpointer.wait_until_finished()
+
+
+@pytest.mark.parametrize("command", ["show", "steps"])
+def test_a_folder_of_checkpoints_is_not_taken_for_one(cli, tmp_path, command):
+    _save(tmp_path / "run_a")
+    _save(tmp_path / "run_b")
+    code, _, err = cli(command, str(tmp_path))
+    assert code == 2 and "is a folder of 2 checkpoints (run_a, run_b), not a checkpoint itself" in err
+
+
+def test_a_folder_holding_one_checkpoint_points_at_it(cli, tmp_path):
+    _save(tmp_path / "run_a")
+    (tmp_path / "README").write_text("notes")
+    code, _, err = cli("show", str(tmp_path))
+    assert code == 2 and f"use '{tmp_path / 'run_a'}' as the source" in err
