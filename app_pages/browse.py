@@ -32,8 +32,7 @@ records = [r for r in src.records if (not query or query.lower() in r.full_name.
            and (not kinds or r.kind in kinds)]
 frame = tables.records_frame(records)
 st.dataframe(frame, hide_index=True, width="stretch", height=min(38 + 35 * len(records), 460),
-             column_config={"parameters": st.column_config.NumberColumn(format="localized"),
-                            "bytes": st.column_config.NumberColumn(format="localized")})
+             column_config=tables.number_columns())
 st.caption(f"{len(records):,} of {len(src.records):,} variables shown · "
            f"{sum(r.size for r in records):,} parameters · {format_bytes(sum(r.nbytes for r in records))}")
 st.download_button("Download variables (JSON)", data=derived.to_json(show_json(src.spec, src.records)),
@@ -46,8 +45,7 @@ with left_col:
 with right_col:
     st.subheader("Totals per kind")
     st.dataframe(tables.totals_frame(src.records), hide_index=True, width="stretch",
-                 column_config={"parameters": st.column_config.NumberColumn(format="localized"),
-                                "bytes": st.column_config.NumberColumn(format="localized")})
+                 column_config=tables.number_columns())
 
 st.subheader("One variable")
 if not records:

@@ -67,7 +67,7 @@ if not with_values:
     frame = frame.drop(columns=["max_abs"])
 st.dataframe(tables.style_status(frame) if len(frame) <= 3000 else frame, hide_index=True, width="stretch",
              height=min(38 + 35 * len(frame), 480),
-             column_config={"parameters": st.column_config.NumberColumn(format="localized")})
+             column_config=tables.number_columns())
 
 st.subheader("Alignment")
 st.plotly_chart(charts.alignment_sankey(result.entries, "left", "right"), key="diff_sankey")

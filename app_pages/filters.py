@@ -62,7 +62,7 @@ frame.insert(0, "match", [r.key in matched for r in shown])
 styled = frame.style.apply(lambda row: ["background-color: #fff59d" if row["match"] else ""] * len(row), axis=1) \
     if len(frame) <= 3000 else frame
 st.dataframe(styled, hide_index=True, width="stretch", height=min(38 + 35 * len(frame), 420),
-             column_config={"match": st.column_config.CheckboxColumn(width="small")})
+             column_config=tables.number_columns())
 
 st.subheader("Split")
 split_text = st.text_input("Filters, in order, separated by ';'", key="split_text", value="nnx.Param; ...")
@@ -77,7 +77,8 @@ if split_text.strip():
     for group in split.groups:
         with st.expander(f"`{group.filter}` — {len(group.records):,} variables, "
                          f"{sum(r.size for r in group.records):,} parameters", expanded=len(split.groups) <= 3):
-            st.dataframe(tables.records_frame(group.records), hide_index=True, width="stretch")
+            st.dataframe(tables.records_frame(group.records), hide_index=True, width="stretch",
+                         column_config=tables.number_columns())
     if split.remainder:
         st.warning("\n\n".join(leftover_lines(split)))
         if split.fixed_line:

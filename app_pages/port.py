@@ -41,7 +41,8 @@ except InspectorError as err:
 if report.refused:
     st.dataframe([r.to_json() for r in report.refused], hide_index=True, width="stretch")
 else:
-    st.dataframe([o.to_json() for o in report.outputs], hide_index=True, width="stretch")
+    st.dataframe([{**o.to_json(), "path": o.path or "(output)"} for o in report.outputs], hide_index=True,
+                 width="stretch")
 
 if state is not None:
     st.subheader("Save the converted NNX state")

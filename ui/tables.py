@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
+import streamlit as st
 
 from inspector.diff import DiffEntry
 from inspector.records import VariableRecord, totals_by_kind
@@ -16,6 +17,15 @@ STATUS_BACKGROUND = {
     "value_mismatch": "#f8bbd0",
     "left_only": "#e1bee7", "right_only": "#d1c4e9",
 }
+
+
+def number_columns() -> dict:
+    """Column formats every records table shares: thousands separators for counts and bytes."""
+    return {"parameters": st.column_config.NumberColumn(format="localized"),
+            "bytes": st.column_config.NumberColumn(format="localized"),
+            "variables": st.column_config.NumberColumn(format="localized"),
+            "status": st.column_config.TextColumn(width="medium"),
+            "match": st.column_config.CheckboxColumn(width="small")}
 
 
 def records_frame(records: Sequence[VariableRecord]) -> pd.DataFrame:
