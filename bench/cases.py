@@ -119,9 +119,9 @@ def diff_rename(case: Case) -> Workload:
 
     No library does this job, so there is no reference: the goal is absolute (under a second).
     """
+    from inspector.align.structure import structure_of
     from inspector.diff import diff_trees
     from inspector.normalize import flatten_variables
-    from inspector.structure import structure_of
 
     if case.impl != "ours":
         raise _unknown(case)
@@ -140,9 +140,9 @@ def diff_same(case: Case) -> Workload:
     """
     import dataclasses as dc
 
+    from inspector.align.structure import structure_of
     from inspector.diff import diff_trees
     from inspector.normalize import flatten_variables
-    from inspector.structure import structure_of
 
     model = _nnx_model(case.size)
     if case.impl == "ours":

@@ -145,10 +145,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    from inspector.align.rules import forced_pairs, parse_rules, rules_from_entries
     from inspector.diff import Tolerance, diff_trees, summarize
     from inspector.diff_report import diff_json, diff_markdown, diff_table
     from inspector.errors import InspectorError
-    from inspector.rules import forced_pairs, parse_rules, rules_from_entries
     from loaders import load_source
     from loaders.source import restore_between
 
@@ -181,10 +181,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_port(args: argparse.Namespace) -> int:
+    from inspector.align.rules import parse_rules
     from inspector.diff import Tolerance
     from inspector.errors import InspectorError
     from inspector.port_report import port_json, port_table
-    from inspector.rules import parse_rules
     from loaders import load_source
     from loaders.porting import port_sources, write_state
 

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 
 from inspector.align import align
+from inspector.align.structure import EMPTY, Structure
 from inspector.kinds import same_kind
 from inspector.records import VariableRecord
 from inspector.sharding import annotation_problem, sharding_notes
-from inspector.structure import EMPTY, Structure
 
 
 class Status(enum.StrEnum):

@@ -21,12 +21,12 @@ import flax.errors
 import jax
 from flax import nnx
 
+from inspector.align.structure import structure_of
 from inspector.diff import DiffEntry, Status, Tolerance, compare_values, diff_trees
 from inspector.errors import PortError
 from inspector.example import Inputs, LinenExample, NnxExample
 from inspector.normalize import flatten_variables
 from inspector.records import VariableRecord, format_path
-from inspector.structure import structure_of
 
 # Activations and optimizer state are not weights: a port neither needs nor moves them.
 _NOT_WEIGHTS = frozenset({"Intermediate", "Perturbation", "OptState", "intermediates", "perturbations"})

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from flax import nnx
 
+from inspector.align.rules import Rules, forced_pairs
 from inspector.diff import Tolerance
 from inspector.errors import PortError
 from inspector.example import LinenExample, NnxExample
 from inspector.port import PortReport, check_port
-from inspector.rules import Rules, forced_pairs
 from loaders.factory import user_code
 from loaders.source import LoadedSource
 

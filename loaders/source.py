@@ -15,12 +15,12 @@ import flax.linen as nn
 from flax import nnx
 from flax.training import train_state
 
+from inspector.align.structure import EMPTY, Structure, structure_of
 from inspector.errors import SourceError
 from inspector.example import Inputs, LinenExample, NnxExample
 from inspector.normalize import flatten_variables
 from inspector.records import Path, VariableRecord
 from inspector.restore import RestoreCheck, check_restore
-from inspector.structure import EMPTY, Structure, structure_of
 from loaders.abstract import abstract_build
 from loaders.build import Built, abstractify, build_linen, build_nnx
 from loaders.factory import user_code

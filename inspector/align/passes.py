@@ -13,7 +13,7 @@ its square. At each level, children are paired in passes, strongest evidence fir
 
 Linen collections disappear into kinds (``batch_stats/bn/mean`` sits beside ``params/bn/scale``
 at ``bn``), and a collection level inside optimizer state (``mu/params/...``) is looked through.
-Rules (``inspector.rules``) pair variables before any of this runs.
+Rules (``inspector.align.rules``) pair variables before any of this runs.
 
 >>> from inspector.records import VariableRecord as V
 >>> l = [V(("Block_0", "Dense_0", "kernel"), "Param", (4, 2), "float32", 8, 32, "params")]
@@ -29,10 +29,10 @@ import dataclasses
 import difflib
 from collections.abc import Callable, Sequence
 
+from inspector.align.naming import INDEXED, class_key, natural_key, norm, stem
+from inspector.align.structure import EMPTY, Structure
 from inspector.kinds import canonical_kind, kind_of_collection, same_kind
-from inspector.naming import INDEXED, class_key, natural_key, norm, stem
 from inspector.records import PathKey, VariableRecord
-from inspector.structure import EMPTY, Structure
 
 Pair = tuple[VariableRecord | None, VariableRecord | None]
 
