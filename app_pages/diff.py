@@ -7,8 +7,8 @@ import json
 import streamlit as st
 
 from inspector.align.rules import parse_rules, rules_from_entries
-from inspector.diff import Status
 from inspector.diff_report import diff_json, diff_markdown
+from inspector.diffing import Status
 from inspector.errors import InspectorError
 from ui import charts, compare, sources, tables
 from ui.text import plain

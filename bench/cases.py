@@ -120,7 +120,7 @@ def diff_rename(case: Case) -> Workload:
     No library does this job, so there is no reference: the goal is absolute (under a second).
     """
     from inspector.align.structure import structure_of
-    from inspector.diff import diff_trees
+    from inspector.diffing import diff_trees
     from inspector.normalize import flatten_variables
 
     if case.impl != "ours":
@@ -141,7 +141,7 @@ def diff_same(case: Case) -> Workload:
     import dataclasses as dc
 
     from inspector.align.structure import structure_of
-    from inspector.diff import diff_trees
+    from inspector.diffing import diff_trees
     from inspector.normalize import flatten_variables
 
     model = _nnx_model(case.size)

@@ -146,8 +146,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from inspector.align.rules import forced_pairs, parse_rules, rules_from_entries
-    from inspector.diff import Tolerance, diff_trees, summarize
     from inspector.diff_report import diff_json, diff_markdown, diff_table
+    from inspector.diffing import Tolerance, diff_trees, summarize
     from inspector.errors import InspectorError
     from loaders import load_source
     from loaders.source import restore_between
@@ -182,7 +182,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_port(args: argparse.Namespace) -> int:
     from inspector.align.rules import parse_rules
-    from inspector.diff import Tolerance
+    from inspector.diffing import Tolerance
     from inspector.errors import InspectorError
     from inspector.port_report import port_json, port_table
     from loaders import load_source

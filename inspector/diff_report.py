@@ -1,6 +1,6 @@
 """Render diff entries: a text table for people, JSON for programs, Markdown for pull requests.
 
-Renderers take the entries ``inspector.diff`` computed and never compute anything themselves.
+Renderers take the entries ``inspector.diffing`` computed and never compute anything themselves.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from inspector.diff import DiffEntry, Status, summarize
+from inspector.diffing import DiffEntry, Status, summarize
 from inspector.records import VariableRecord
 from inspector.report import format_shape, format_table, kind_label
 from inspector.restore import RestoreCheck

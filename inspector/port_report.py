@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspector.port import PortReport
+from inspector.port_check import PortReport
 from inspector.report import format_shape, format_table
 
 

@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from inspector.diff import DiffEntry, same_key_data
+from inspector.diffing import DiffEntry, same_key_data
 from inspector.records import VariableRecord, format_path
 from inspector.report import format_shape
 

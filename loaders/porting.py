@@ -1,6 +1,6 @@
 """The port check over loaded sources: validate them, run the user's code, write the result.
 
-``inspector.port`` holds the logic; this module knows where the pieces of a ``LoadedSource`` are,
+``inspector.port_check`` holds the logic; this module knows where the pieces of a ``LoadedSource`` are,
 runs the user's models with their errors named by the user's own frames, and writes the converted
 NNX state as an Orbax checkpoint.
 """
@@ -13,10 +13,10 @@ from pathlib import Path
 from flax import nnx
 
 from inspector.align.rules import Rules, forced_pairs
-from inspector.diff import Tolerance
+from inspector.diffing import Tolerance
 from inspector.errors import PortError
 from inspector.example import LinenExample, NnxExample
-from inspector.port import PortReport, check_port
+from inspector.port_check import PortReport, check_port
 from loaders.factory import user_code
 from loaders.source import LoadedSource
 

@@ -19,7 +19,7 @@ import streamlit as st
 from flax import nnx
 
 from inspector.__main__ import main
-from inspector.diff import Status, diff_trees
+from inspector.diffing import Status, diff_trees
 from inspector.sharding import device_memory, plan_sharding, shard_blocks
 from loaders import load_source
 from loaders.mesh import device_ids

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from inspector.align.structure import EMPTY, Structure
-from inspector.diff import Status, Tolerance, compare_values, diff_trees, same_key_data, summarize
+from inspector.diffing import Status, Tolerance, compare_values, diff_trees, same_key_data, summarize
 from inspector.records import VariableRecord as V
 from loaders import load_source
 from sample_models import SAMPLES

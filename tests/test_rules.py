@@ -8,7 +8,7 @@ import re
 import pytest
 
 from inspector.align.rules import forced_pairs, parse_rules, rules_from_entries, target_path
-from inspector.diff import Status, diff_trees
+from inspector.diffing import Status, diff_trees
 from inspector.errors import RulesError
 from loaders import load_source
 

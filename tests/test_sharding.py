@@ -11,9 +11,9 @@ from flax import nnx
 
 from inspector.__main__ import main
 from inspector.devices import simulate_devices
-from inspector.diff import Status, diff_trees
+from inspector.diffing import Status, diff_trees
 from inspector.errors import InspectorError
-from inspector.port import plan
+from inspector.port_check import plan
 from inspector.records import Sharding
 from inspector.records import VariableRecord as V
 from inspector.sharding import (

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from inspector.diff import DiffEntry, Status
+from inspector.diffing import DiffEntry, Status
 from inspector.records import VariableRecord
 
 STATUS_COLORS = {

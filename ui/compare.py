@@ -7,7 +7,7 @@ import dataclasses
 import streamlit as st
 
 from inspector.align.rules import forced_pairs, parse_rules
-from inspector.diff import DiffEntry, Tolerance, diff_trees, summarize
+from inspector.diffing import DiffEntry, Tolerance, diff_trees, summarize
 from inspector.filters import parse_filters
 from inspector.restore import RestoreCheck
 from inspector.splitmerge import Subject, split_groups, subject_of_source

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 import streamlit as st
 
-from inspector.diff import DiffEntry
+from inspector.diffing import DiffEntry
 from inspector.records import VariableRecord, totals_by_kind
 from inspector.report import KIND_UNKNOWN_LABEL, format_shape
 

@@ -22,7 +22,7 @@ import jax
 from flax import nnx
 
 from inspector.align.structure import structure_of
-from inspector.diff import DiffEntry, Status, Tolerance, compare_values, diff_trees
+from inspector.diffing import DiffEntry, Status, Tolerance, compare_values, diff_trees
 from inspector.errors import PortError
 from inspector.example import Inputs, LinenExample, NnxExample
 from inspector.normalize import flatten_variables
