@@ -40,6 +40,7 @@ from inspector.sharding import annotation_problem, sharding_notes
 class Status(enum.StrEnum):
     MATCH = "match"
     RENAMED = "renamed"
+    TRANSFORMED = "transformed"
     TYPE = "type_mismatch"
     SHAPE = "shape_mismatch"
     DTYPE = "dtype_mismatch"
@@ -53,7 +54,7 @@ class Status(enum.StrEnum):
 # A difference of each field gives this status; the first difference found in this order wins.
 _FIELD_STATUS = (("type", Status.TYPE), ("shape", Status.SHAPE), ("dtype", Status.DTYPE),
                  ("sharding", Status.SHARDING), ("value", Status.VALUE))
-NOT_MISMATCHES = frozenset({Status.MATCH, Status.RENAMED, Status.RNG_ONLY})
+NOT_MISMATCHES = frozenset({Status.MATCH, Status.RENAMED, Status.TRANSFORMED, Status.RNG_ONLY})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +80,17 @@ class DiffEntry:
     right: VariableRecord | None
     differences: tuple[str, ...] = ()
     values: ValueDiff | None = None
-    notes: tuple[str, ...] = ()  # sharding findings, one line each
+    notes: tuple[str, ...] = ()  # why this pair mismatches, one line each
+    # How the left array becomes the right one (a layout change: reshape, transpose, concat, split),
+    # an ``inspector.align.transforms.Transform``; None when the array moves as it is.
+    transform: Any = None
+    # A concat: every left variable joined into ``right``, in order (``left`` is the first).
+    left_parts: tuple[VariableRecord, ...] = ()
+    # Observations that are not mismatches (an ambiguity left for the port check, sharding names
+    # that cannot be compared), one line each.
+    info: tuple[str, ...] = ()
+    # Why the two sides were paired (names, dataflow order, contraction axes), when known.
+    evidence: Any = None
 
     @property
     def is_mismatch(self) -> bool:
@@ -99,6 +110,14 @@ class DiffEntry:
             out.update(self.values.to_json())
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.transform is not None:
+            out["transform"] = self.transform.to_json()
+        if self.left_parts:
+            out["left_parts"] = [r.full_name for r in self.left_parts]
+        if self.info:
+            out["info"] = list(self.info)
+        if self.evidence is not None:
+            out["evidence"] = self.evidence.to_json()
         return out
 
 
