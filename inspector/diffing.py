@@ -49,12 +49,15 @@ class Status(enum.StrEnum):
     LEFT_ONLY = "left_only"
     RIGHT_ONLY = "right_only"
     RNG_ONLY = "rng_only"
+    # A bookkeeping counter only one side keeps (PyTorch BatchNorm's ``num_batches_tracked``).
+    COUNTER_ONLY = "counter_only"
 
 
 # A difference of each field gives this status; the first difference found in this order wins.
 _FIELD_STATUS = (("type", Status.TYPE), ("shape", Status.SHAPE), ("dtype", Status.DTYPE),
                  ("sharding", Status.SHARDING), ("value", Status.VALUE))
-NOT_MISMATCHES = frozenset({Status.MATCH, Status.RENAMED, Status.TRANSFORMED, Status.RNG_ONLY})
+NOT_MISMATCHES = frozenset({Status.MATCH, Status.RENAMED, Status.TRANSFORMED, Status.RNG_ONLY,
+                            Status.COUNTER_ONLY})
 
 
 @dataclasses.dataclass(frozen=True)
