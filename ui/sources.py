@@ -27,7 +27,7 @@ LOG = logging.getLogger("inspector.app")
 DEFAULT_LEFT = "sample:block:linen"
 DEFAULT_RIGHT = "sample:block:nnx"
 SAMPLE_SPECS = [f"sample:{name}:{form}" for name in SAMPLES for form in FORMS]
-OTHER = "Other: a factory file, checkpoint or weight file…"
+OTHER = "Other: a factory file or checkpoint directory…"
 
 
 @dataclasses.dataclass(frozen=True)
