@@ -53,7 +53,8 @@ def open_msgpack(file: Path, *, format: str = "msgpack") -> WeightFile:
 
 def msgpack_tree(file: Path) -> tuple[dict[str, Any], list[str]]:
     """The file's state dict with ``StoredArray`` leaves, and notes on what was left out."""
-    raw = walk_file(file, lambda code, reader, path: _ext(code, reader, path, file))
+    raw = walk_file(file, lambda code, reader, path: _ext(code, reader, path, file),
+                    {_NDARRAY: "an array", _COMPLEX: "a complex number", _NPSCALAR: "a numpy scalar"})
     if isinstance(raw, list):
         raw = {str(i): v for i, v in enumerate(raw)}
     if not isinstance(raw, dict):
@@ -186,11 +187,15 @@ def _scalar(value: bool | int | float | complex, file: Path) -> StoredArray:
                       if np.iinfo(t).min <= value <= np.iinfo(t).max), None)
         if dtype is None:
             raise WeightFileError(f"weight file {str(file)!r}: the integer {value} fits no numpy type")
-    elif isinstance(value, float):
-        dtype = np.dtype(np.float32)
+    elif isinstance(value, float):  # float32 as jax sees a Python float, unless that would change it
+        dtype = np.dtype(np.float32 if _fits_float32(value) else np.float64)
     else:
-        dtype = np.dtype(np.complex64)
+        dtype = np.dtype(np.complex64 if _fits_float32(value.real) and _fits_float32(value.imag) else np.complex128)
     return StoredArray(file, (), dtype, dtype.name, dtype.itemsize, "inline", value=value)
+
+
+def _fits_float32(value: float) -> bool:
+    return not math.isfinite(value) or abs(value) <= float(np.finfo(np.float32).max)
 
 
 def _left_out(path: tuple, value: Any) -> str:

@@ -60,8 +60,10 @@ class Token:
 class Reader:
     """Reads a byte range ``[pos, end)`` of a file and refuses to step past its end."""
 
-    def __init__(self, f: BinaryIO, file: Path, pos: int, end: int, inside: str = "the file") -> None:
+    def __init__(self, f: BinaryIO, file: Path, pos: int, end: int, inside: str = "the file",
+                 names: dict[int, str] | None = None) -> None:
         self.f, self.file, self.pos, self.end, self.inside = f, file, pos, end, inside
+        self.names = names or {}
 
     @property
     def left(self) -> int:
@@ -92,17 +94,18 @@ class Reader:
     def sub(self, n: int, inside: str) -> Reader:
         """A reader bounded to the next ``n`` bytes (an ext payload)."""
         self.need(n, inside)
-        return Reader(self.f, self.file, self.pos, self.pos + n, inside)
+        return Reader(self.f, self.file, self.pos, self.pos + n, inside, self.names)
 
     def error(self, at: int, message: str, path: tuple = ()) -> WeightFileError:
         where = f" (in {'/'.join(map(str, path))!r})" if path else ""
         return WeightFileError(f"weight file {str(self.file)!r}: at byte {at}{where}: {message}")
 
 
-def walk_file(file: Path, ext: Ext | None = None) -> Any:
+def walk_file(file: Path, ext: Ext | None = None, ext_names: dict[int, str] | None = None) -> Any:
     """The whole file as one msgpack value: dicts, lists, scalars, ``Blob`` and what ``ext`` returns.
 
-    The value must end exactly at the end of the file.
+    The value must end exactly at the end of the file. ``ext_names`` name ext types in messages
+    (``{1: "an array"}``: "the file ends inside an array").
     """
     try:
         f = open(file, "rb")  # noqa: SIM115 - closed below; errors must name the file
@@ -112,7 +115,7 @@ def walk_file(file: Path, ext: Ext | None = None) -> Any:
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise WeightFileError(f"weight file {str(file)!r} is empty (0 bytes): it was not written completely")
-        return _walk(Reader(f, file, 0, size), ext)
+        return _walk(Reader(f, file, 0, size, names=ext_names), ext)
 
 
 def walk_bytes(data: bytes, ext: Ext | None = None, name: str = "<bytes>") -> Any:
@@ -155,7 +158,7 @@ def read_value(r: Reader, ext: Ext | None = None, path: tuple = (), depth: int =
         return Blob("bin", r.skip(arg, "a byte string"), arg)
     if kind == "ext":
         code, length = arg
-        payload = r.sub(length, f"an ext payload (type {code})")
+        payload = r.sub(length, r.names.get(code, f"an ext payload (type {code})"))
         value = ext(code, payload, path) if ext is not None else Blob(f"ext {code}", payload.pos, length)
         r.pos = payload.end
         return value

@@ -20,6 +20,7 @@ with a note.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import struct
@@ -74,13 +75,17 @@ def npz_arrays(file: Path) -> tuple[dict[str, StoredArray], list[str]]:
                     notes.append(array)
                 else:
                     arrays[info.filename[:-4]] = array
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, struct.error, EOFError, ValueError) as err:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, struct.error, EOFError, ValueError, NotImplementedError,
+            RuntimeError) as err:
         if isinstance(err, WeightFileError):
             raise
         raise WeightFileError(f"{where} is not a readable zip archive ({err}); an npz file is a zip of .npy "
                               "arrays: it is truncated, damaged or not an npz file") from None
     except OSError as err:
-        raise WeightFileError(f"{where} cannot be read: {err}") from None
+        if err.errno == errno.EINVAL:  # a seek to a negative offset: the zip directory lies
+            raise WeightFileError(f"{where} is not a readable zip archive (its directory points before the start "
+                                  "of the file): it is damaged or not an npz file") from None
+        raise WeightFileError(f"{where} cannot be read: {err.strerror}") from None
     return arrays, notes
 
 
@@ -158,8 +163,9 @@ def _npy_header(stream: Any, where: str) -> tuple[tuple[int, ...], bool, np.dtyp
                                   "(versions 1.0 and 2.0 are)")
     except WeightFileError:
         raise
-    except (ValueError, TypeError, SyntaxError, KeyError, struct.error, EOFError) as err:
-        raise WeightFileError(f"{where} has no valid .npy header ({err}): it is damaged") from None
+    except Exception as err:  # noqa: BLE001 - numpy's header parser raises many types on garbage
+        raise WeightFileError(f"{where} has no valid .npy header ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:120] if str(err) else ''}): it is damaged") from None
     return tuple(int(d) for d in shape), bool(fortran), dtype, stream.tell() - begin
 
 

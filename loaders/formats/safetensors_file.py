@@ -107,8 +107,8 @@ def _read_header(file: Path) -> tuple[dict[str, Any], tuple[int, int]]:
         raise WeightFileError(f"{where}: the header is not UTF-8 text (byte {8 + err.start}): the file is "
                               "damaged or not a safetensors file") from None
     except json.JSONDecodeError as err:
-        raise WeightFileError(f"{where}: the header is not JSON ({err.msg} at byte {8 + err.pos}): the file is "
-                              "damaged or not a safetensors file") from None
+        raise WeightFileError(f"{where}: the header is not JSON ({err.msg.removesuffix(' at')} at byte "
+                              f"{8 + err.pos}): the file is damaged or not a safetensors file") from None
     except WeightFileError as err:
         raise WeightFileError(f"{where}: {err}: the file is damaged") from None
     if not isinstance(header, dict):

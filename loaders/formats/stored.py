@@ -149,7 +149,7 @@ def _read_zip_member(array: StoredArray) -> np.ndarray:
             _fill(stream, buffer, array.file, None, where=where)
             if stream.read(1):
                 raise WeightFileError(f"{where}: it holds more bytes than its shape says")
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, NotImplementedError, RuntimeError) as err:
         raise WeightFileError(f"{where} cannot be decompressed: {err}") from None
     if array.fortran:
         return out.reshape(array.shape[::-1]).T
