@@ -76,7 +76,7 @@ def folder_steps(path: str) -> tuple[str, list[StepInfo]]:
 def weights_source(spec: str, weights: WeightFile, *, values: bool) -> LoadedSource:
     """The ``LoadedSource`` of an opened weight file; with ``values``, statistics read one array at a time."""
     records = weights.records
-    notes = list(weights.notes)
+    notes = list(weights.notes) + ([] if records else ["it holds no arrays"])
     if values:
         records, skipped = _with_stats(weights)
         notes += skipped

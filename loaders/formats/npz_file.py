@@ -104,7 +104,10 @@ def _member(archive: zipfile.ZipFile, raw: BinaryIO, info: zipfile.ZipInfo, file
         header = _npy_header(raw, where)
         offset, how = start + header[3], "mapped"
     elif info.compress_type == zipfile.ZIP_DEFLATED:
-        if info.file_size > info.compress_size * _DEFLATE_RATIO + (1 << 16) or info.header_offset > size:
+        if info.header_offset + info.compress_size > size:
+            raise WeightFileError(f"{where}: its {info.compress_size} compressed bytes at byte {info.header_offset} "
+                                  f"run past the end of the file ({size} bytes): it is truncated or damaged")
+        if info.file_size > info.compress_size * _DEFLATE_RATIO + (1 << 16):
             raise WeightFileError(f"{where} claims {info.file_size} bytes from {info.compress_size} compressed, "
                                   "more than deflate can produce: the directory lies")
         with archive.open(info) as stream:
