@@ -85,3 +85,22 @@ def test_typed_weight_path_outside_the_root_is_refused(app, root):
     app.selectbox(key="left_pick").set_value("Other: a factory file or checkpoint directory…").run()
     app.text_input(key="left_text").set_value("../outside.npz").run()
     assert not app.exception and "outside the root folder" in app.error[0].value
+
+
+def test_diff_page_with_a_pytorch_counter_on_one_side(root, monkeypatch):
+    """``counter_only`` rows colour the table and the Sankey like the other statuses."""
+    from tests.weight_writers import write_safetensors
+
+    state = torch_state_dict()
+    write_safetensors(root / "torch.safetensors", state)
+    write_safetensors(root / "flax.safetensors", {k: v for k, v in state.items() if "num_batches" not in k})
+    monkeypatch.setenv("INSPECTOR_ROOT", str(root))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.selectbox(key="left_pick").set_value("torch.safetensors").run()
+    at.selectbox(key="right_pick").set_value("flax.safetensors").run()
+    at.switch_page("app_pages/diff.py").run()
+    assert not at.exception and not at.error
+    frame = at.dataframe[0].value
+    assert (frame["status"] == "counter_only").sum() == 2

@@ -18,10 +18,11 @@ STATUS_COLORS = {
     Status.MATCH: "#2e7d32", Status.RENAMED: "#1565c0", Status.RNG_ONLY: "#9e9e9e",
     Status.TYPE: "#c62828", Status.SHAPE: "#d84315", Status.DTYPE: "#ef6c00", Status.SHARDING: "#f9a825",
     Status.VALUE: "#ad1457", Status.LEFT_ONLY: "#6a1b9a", Status.RIGHT_ONLY: "#4527a0",
+    Status.COUNTER_ONLY: "#9e9e9e",
 }
 _STATUS_RANK = {s: i for i, s in enumerate([Status.TYPE, Status.SHAPE, Status.DTYPE, Status.SHARDING, Status.VALUE,
                                             Status.LEFT_ONLY, Status.RIGHT_ONLY, Status.RENAMED, Status.MATCH,
-                                            Status.RNG_ONLY])}
+                                            Status.RNG_ONLY, Status.COUNTER_ONLY])}
 MAX_DEPTH = 4
 MAX_LINKS = 60
 HEATMAP_SIDE = 256
