@@ -115,7 +115,7 @@ def module_filter(tree: DiffTree, result: DiffResult) -> tuple[str | None, list[
         return None, list(result.entries)
     side, index = selected
     row = tree.rows(side)[index]
-    where = f"{side} module `{row.name.replace('`', '')}`" if row.name else "whole model"
+    where = f"{side} module `{row.name.replace('`', '')}`" if row.name else f"{side} model (every {side} variable)"
     return where, entries_below(result.entries, side, row.name)
 
 
