@@ -302,16 +302,17 @@ def _partners(order: Mapping[Side, Sequence[tuple[Path, int, int]]],
     pairs are matched outermost to outermost and innermost to innermost. Sibling rows with equal
     pairs (the parts of a concat) all take the first row of the other side.
     """
-    groups: dict[tuple[int, ...], dict[Side, list[int]]] = defaultdict(lambda: {"left": [], "right": []})
+    groups: dict[Side, dict[tuple[int, ...], list[int]]] = {"left": {}, "right": {}}
     for side in ("left", "right"):
+        side_groups, side_modules = groups[side], modules[side]
         for i, (path, _, _) in enumerate(order[side]):
-            pairs = modules[side][path].pairs
+            pairs = side_modules[path].pairs
             if pairs:
-                groups[tuple(pairs)][side].append(i)
+                side_groups.setdefault(tuple(pairs), []).append(i)
     partner: dict[Side, dict[int, int]] = {"left": {}, "right": {}}
-    for group in groups.values():
-        a, b = group["left"], group["right"]
-        if not a or not b:
+    for key, a in groups["left"].items():
+        b = groups["right"].get(key)
+        if not b:
             continue
         if _is_chain(order["left"], a) and _is_chain(order["right"], b):
             matched = [(a[0], b[0])]
@@ -336,26 +337,27 @@ def _links(entries: Sequence[DiffEntry], left: Sequence[ModuleRow],
            right: Sequence[ModuleRow]) -> tuple[ModuleLink, ...]:
     left_index = {row.path: i for i, row in enumerate(left)}
     right_index = {row.path: i for i, row in enumerate(right)}
-    cut = Counter(e.left.key for e in entries if e.left is not None and e.right is not None)
-    found: dict[tuple[int, int], dict[str, Any]] = {}
-    for entry in entries:
-        if entry.left is None or entry.right is None:
-            continue
+    paired = [e for e in entries if e.left is not None and e.right is not None]
+    cut = Counter(e.left.key for e in paired)
+    found: dict[tuple[int, int], list] = {}  # [worst rank, kinds, pairs, transform text]
+    for entry in paired:
         parts = parts_of(entry)
         kind = "join" if len(parts) > 1 else "split" if cut[entry.left.key] > 1 else "pair"
         target = right_index[entry.right.path[:-1]]
-        for source in dict.fromkeys(left_index[r.path[:-1]] for r in parts):
-            link = found.setdefault((source, target), {"statuses": set(), "kinds": set(), "pairs": 0,
-                                                       "transform": None})
-            link["statuses"].add(entry.status)
-            link["kinds"].add(kind)
-            link["pairs"] += 1
-            if link["transform"] is None and entry.transform is not None:
-                link["transform"] = entry.transform.text
-    return tuple(ModuleLink(a, b, worst_status(v["statuses"]),
-                            "join" if "join" in v["kinds"] else "split" if "split" in v["kinds"] else "pair",
-                            v["pairs"], v["transform"])
-                 for (a, b), v in sorted(found.items()))
+        rank = _RANK[entry.status]
+        sources = {left_index[r.path[:-1]] for r in parts} if len(parts) > 1 else (left_index[parts[0].path[:-1]],)
+        for source in sources:
+            link = found.get((source, target))
+            if link is None:
+                link = found[(source, target)] = [rank, {kind}, 0, None]
+            link[0] = min(link[0], rank)
+            link[1].add(kind)
+            link[2] += 1
+            if link[3] is None and entry.transform is not None:
+                link[3] = entry.transform.text
+    return tuple(ModuleLink(a, b, STATUS_RANK[rank], "join" if "join" in kinds else "split" if "split" in kinds
+                            else "pair", pairs, transform)
+                 for (a, b), (rank, kinds, pairs, transform) in sorted(found.items()))
 
 
 def _nested_links(direct: Sequence[ModuleLink], left: Sequence[ModuleRow], right: Sequence[ModuleRow],

@@ -62,7 +62,7 @@ def payload(tree: DiffTree, *, titles: tuple[str, str], open_depth: int, ready_a
     """Everything the browser needs, JSON-ready."""
     return {"tree": tree.to_json(), "titles": {"left": titles[0], "right": titles[1]},
             "colors": [charts.STATUS_COLORS.get(status, "#9e9e9e") for status in STATUS_RANK],
-            "open_depth": open_depth, "ready_at": ready_at,
+            "open_depth": open_depth, "ready_at": ready_at, "sent_at": now_ms(),
             "selected": {"side": selected[0], "index": selected[1]} if selected else None,
             "highlight": highlight or {"left": [], "right": []}, "reveal": reveal}
 

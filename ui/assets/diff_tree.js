@@ -124,38 +124,44 @@ class TreeView {
     }
   }
 
-  toggle(name, i) {
-    const open = this.state.expanded[name], side = this.sides[name];
+  // Open row i and its partner, then reveal the partners of every row that came into view.
+  open(name, i) {
     const other = name === "left" ? "right" : "left";
-    const partner = side.partner[i];
+    const side = this.sides[name], partner = side.partner[i];
+    const appeared = [];
+    if (side.hasChildren(i)) this.state.expanded[name].add(i);
+    for (let c = i + 1; c < side.end[i]; c = side.end[c]) appeared.push([name, c]);
+    if (partner >= 0) {
+      this.showRow(other, partner);
+      const mirror = this.sides[other];
+      if (mirror.hasChildren(partner)) this.state.expanded[other].add(partner);
+      for (let c = partner + 1; c < mirror.end[partner]; c = mirror.end[c]) appeared.push([other, c]);
+    }
+    return appeared;
+  }
+
+  toggle(name, i) {
+    const open = this.state.expanded[name];
+    const other = name === "left" ? "right" : "left";
+    const partner = this.sides[name].partner[i];
     if (open.has(i)) {
       open.delete(i);
       if (partner >= 0) this.state.expanded[other].delete(partner);
     } else {
-      open.add(i);
-      const children = [];
-      for (let c = i + 1; c < side.end[i]; c = side.end[c]) children.push([name, c]);
-      if (partner >= 0 && this.sides[other].hasChildren(partner)) {
-        this.showRow(other, partner);
-        this.state.expanded[other].add(partner);
-      }
-      this.revealPartners(children);
+      this.revealPartners(this.open(name, i));
     }
     this.layout();
     this.draw();
   }
 
   expandMismatches() {
-    const shown = [];
+    const appeared = [];
     for (const side of Object.values(this.sides)) {
       for (let i = 0; i < side.n; i++) {
-        if (side.mismatches[i] > 0) {
-          if (side.hasChildren(i)) this.state.expanded[side.name].add(i);
-          shown.push([side.name, i]);
-        }
+        if (side.mismatches[i] > 0 && side.hasChildren(i)) appeared.push(...this.open(side.name, i));
       }
     }
-    this.revealPartners(shown);
+    this.revealPartners(appeared);
     this.layout();
     this.draw();
     this.scrollToFirstMismatch();
@@ -424,7 +430,10 @@ class TreeView {
       const now = performance.now();
       this.root.dataset.firstPaint = now.toFixed(1);
       this.root.dataset.renderMs = (now - this.started).toFixed(1);
+      // Both clocks are the machine's: the diff was ready at ready_at, the data left Python at sent_at.
       if (this.data.ready_at) this.root.dataset.sinceDiffMs = String(Date.now() - this.data.ready_at);
+      if (this.data.sent_at) this.root.dataset.sinceSentMs = String(Date.now() - this.data.sent_at);
+      this.root.dataset.paintSignature = this.data.tree.signature;
     }));
   }
 }
