@@ -48,6 +48,7 @@ STATUS_RANK: tuple[Status, ...] = (
 _RANK = {status: i for i, status in enumerate(STATUS_RANK)}
 MUTED = frozenset({Status.COUNTER_ONLY, Status.RNG_ONLY})
 ROOT_LABEL = "(model)"
+_NEVER = float("inf")
 SCREEN_ROWS = 28  # rows that fit the tree's box without scrolling
 
 
@@ -60,7 +61,7 @@ def worst_status(statuses: Iterable[Status]) -> Status:
     return min(statuses, key=_RANK.__getitem__)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ModuleRow:
     """One module on one side (the root ``()`` is the model itself)."""
 
@@ -93,7 +94,7 @@ class ModuleRow:
         return self.pairs == 0
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ModuleLink:
     """Pairs between a left module and a right module that hold their variables directly."""
 
@@ -200,7 +201,7 @@ def entries_below(entries: Iterable[DiffEntry], side: Side, name: str) -> list[D
     return [e for e in entries if e.right is not None and below(e.right)]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False, slots=True)
 class _Module:
     variables: int = 0
     parameters: int = 0
@@ -209,7 +210,7 @@ class _Module:
     info: int = 0
     pairs: list[int] = dataclasses.field(default_factory=list)  # entry indices, increasing
     pair_worst: int = len(STATUS_RANK)  # the worst status among those pairs
-    rank: float = float("inf")
+    rank: float = float("inf")  # the earliest creation rank below; _NEVER when unknown
 
 
 def build_diff_tree(entries: Sequence[DiffEntry], *, left: Structure = EMPTY,
@@ -223,27 +224,32 @@ def build_diff_tree(entries: Sequence[DiffEntry], *, left: Structure = EMPTY,
     modules: dict[Side, dict[Path, _Module]] = {"left": defaultdict(_Module), "right": defaultdict(_Module)}
     structures = {"left": left, "right": right}
     seen: dict[Side, set] = {"left": set(), "right": set()}
+    chains: dict[Side, dict[Path, list[_Module]]] = {"left": {}, "right": {}}  # a module and its ancestors
     for index, entry in enumerate(entries):
         paired = entry.right is not None and entry.left is not None
         status, mismatch, info = _RANK[entry.status], entry.is_mismatch, bool(entry.info)
         for side, records in (("left", parts_of(entry)), ("right", (entry.right,) if entry.right else ())):
-            side_modules, side_seen = modules[side], seen[side]
-            touched: set[Path] = set()
+            if not records:
+                continue
+            side_modules, side_seen, side_chains = modules[side], seen[side], chains[side]
+            touched: list[_Module] = []
             for record in records:
-                prefixes = [record.path[:depth] for depth in range(len(record.path))]
-                touched.update(prefixes)
-                if record.key in side_seen:
+                holder = record.path[:-1]
+                chain = side_chains.get(holder)
+                if chain is None:
+                    chain = side_chains[holder] = [side_modules[holder[:d]] for d in range(len(holder) + 1)]
+                touched.extend(chain)
+                key = (record.collection, record.path)
+                if key in side_seen:
                     continue
-                side_seen.add(record.key)
+                side_seen.add(key)
                 rank = structures[side].rank(record.collection, record.path)
-                for prefix in prefixes:
-                    module = side_modules[prefix]
+                for module in chain:
                     module.variables += 1
                     module.parameters += record.size
                     if rank is not None and rank < module.rank:
                         module.rank = rank
-            for path in touched:
-                module = side_modules[path]
+            for module in (dict.fromkeys(touched) if len(records) > 1 else touched):
                 if status < module.worst:
                     module.worst = status
                 module.mismatches += mismatch
@@ -272,7 +278,9 @@ def _preorder(modules: dict[Path, _Module]) -> list[tuple[Path, int, int]]:
     def visit(path: Path, parent: int) -> None:
         index = len(out)
         out.append([path, parent, 0])
-        for child in sorted(children[path], key=lambda p: (modules[p].rank, path_sort_key(p))):
+        # Creation order where the structure knows it (ranks are distinct), else path order.
+        for child in sorted(children[path], key=lambda p: (modules[p].rank, () if modules[p].rank < _NEVER
+                                                            else path_sort_key(p))):
             visit(child, index)
         out[index][2] = len(out)
 
