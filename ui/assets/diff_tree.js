@@ -342,7 +342,7 @@ class TreeView {
     const twisty = s.hasChildren(i) ? "›" : "";
     const cls = s.cls[i] ? `<span class="cls${s.guessed[i] ? " guess" : ""}">${escape(s.cls[i])}</span>` : "";
     const bad = s.mismatches[i] > 0 ? `<span class="bad" title="${s.mismatches[i]} mismatching variable(s) below">${fmt(s.mismatches[i])} ✗</span>` : "";
-    const info = s.info[i] > 0 ? `<span class="inf" title="${s.info[i]} pair(s) below carry notes that are not mismatches">ⓘ</span>` : "";
+    const info = s.info[i] > 0 ? `<span class="inf" title="${s.info[i]} pair(s) below carry notes that are not mismatches">i</span>` : "";
     const onlyTag = only ? `<span class="only">${name === "left" ? "left only" : "right only"}</span>` : "";
     const title = `${s.path(i) || "(model)"}${s.cls[i] ? " · " + s.cls[i] + (s.guessed[i] ? " (from Linen's automatic name)" : "") : ""}\n` +
       `${fmt(s.variables[i])} variable(s), ${fmt(s.parameters[i])} parameters\nworst below: ${this.statuses[status]}` +
