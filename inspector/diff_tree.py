@@ -49,7 +49,7 @@ _RANK = {status: i for i, status in enumerate(STATUS_RANK)}
 MUTED = frozenset({Status.COUNTER_ONLY, Status.RNG_ONLY})
 ROOT_LABEL = "(model)"
 _NEVER = float("inf")
-SCREEN_ROWS = 28  # rows that fit the tree's box without scrolling
+SCREEN_ROWS = 24  # rows that fit the tree's box without scrolling (600 px of 24 px rows)
 
 
 def worst_status(statuses: Iterable[Status]) -> Status:
