@@ -46,7 +46,6 @@ STATUS_RANK: tuple[Status, ...] = (
     Status.LEFT_ONLY, Status.RIGHT_ONLY, Status.TRANSFORMED, Status.RENAMED, Status.MATCH,
     Status.COUNTER_ONLY, Status.RNG_ONLY)
 _RANK = {status: i for i, status in enumerate(STATUS_RANK)}
-MUTED = frozenset({Status.COUNTER_ONLY, Status.RNG_ONLY})
 ROOT_LABEL = "(model)"
 _NEVER = float("inf")
 SCREEN_ROWS = 24  # rows that fit the tree's box without scrolling (600 px of 24 px rows)
@@ -111,6 +110,8 @@ class ModuleLink:
 
 @dataclasses.dataclass(frozen=True)
 class DiffTree:
+    """Both trees (rows in preorder) and the links between their rows (by index)."""
+
     left: tuple[ModuleRow, ...]
     right: tuple[ModuleRow, ...]
     links: tuple[ModuleLink, ...]
