@@ -284,13 +284,6 @@ class TreeView {
       this.send("select", same ? { side: name, index: -1, path: "", signature: this.data.tree.signature }
         : { side: name, index: i, path: this.sides[name].path(i), signature: this.data.tree.signature });
     };
-    this.canvas.ondblclick = (e) => {
-      const row = e.target.closest(".row");
-      if (row && !e.target.closest(".tw")) {
-        const name = row.dataset.side, i = Number(row.dataset.i);
-        if (this.sides[name].hasChildren(i)) this.toggle(name, i);
-      }
-    };
   }
 
   draw() {
@@ -314,8 +307,8 @@ class TreeView {
     const shown = this.visibleCount();
     this.root.querySelector(".dt-foot").textContent =
       `${fmt(this.sides.left.n - 1)} modules left, ${fmt(this.sides.right.n - 1)} right · ` +
-      `${fmt(shown.left)} + ${fmt(shown.right)} rows open · click a module to filter the table; ` +
-      `› or a double-click opens it`;
+      `${fmt(shown.left)} + ${fmt(shown.right)} rows open · click a module to filter the table ` +
+      `(again to show all); › opens it`;
     this.root.dataset.visibleLeft = shown.left;
     this.root.dataset.visibleRight = shown.right;
     this.root.dataset.signature = this.data.tree.signature;
