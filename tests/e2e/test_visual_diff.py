@@ -104,7 +104,22 @@ def test_sample_pair(page):
     shoot(page, "01-block-module-clicked")
     page.get_by_role("button", name="Show all").click()
     settle(page)
-    assert len(table_column(page, "left")) == 6
+    lefts = table_column(page, "left")
+    assert len(lefts) == 6
+    choose_table_row(page, lefts.index("params/Dense_0/kernel"))
+    row(page, "right", "linear").and_(page.locator(".hl")).wait_for(timeout=30_000)
+    assert "hl" in row(page, "left", "Dense_0").get_attribute("class").split()
+    assert page.get_by_role("combobox", name="Pair").input_value() == "params/Dense_0/kernel → linear/kernel"
+    shoot(page, "01b-block-row-chosen")
+
+
+def choose_table_row(page, index: int) -> None:
+    """Tick a row's box in the dataframe (drawn on a canvas: click where the row marker is)."""
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 16, box["y"] + 35 * (index + 1) + 17)
+    settle(page)
 
 
 def test_generated_2000_module_pair(page):
