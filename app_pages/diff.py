@@ -14,7 +14,7 @@ import streamlit as st
 
 from inspector.align.rules import parse_rules, rules_from_entries
 from inspector.diff_report import diff_json, diff_markdown
-from inspector.diff_tree import DiffTree, build_diff_tree, entries_below
+from inspector.diff_tree import STATUS_RANK, DiffTree, build_diff_tree, entries_below
 from inspector.diffing import DiffEntry, Status, describe_pair
 from inspector.errors import InspectorError
 from loaders import LoadedSource
@@ -163,11 +163,11 @@ def picked_pair(result: DiffResult) -> DiffEntry | None:
 
 def pair_section(result: DiffResult, left: LoadedSource, right: LoadedSource, choice: sources.Choice) -> None:
     st.subheader("One variable, side by side")
-    ordered = sorted(result.entries, key=lambda e: not e.is_mismatch)
+    ordered = sorted(result.entries, key=lambda e: STATUS_RANK.index(e.status))  # the worst first
     labels = [describe_pair(e) for e in ordered]
     if not labels:
         return
-    if st.session_state.get(PAIR_KEY) not in labels:  # first a mismatch, else the largest pair
+    if st.session_state.get(PAIR_KEY) not in labels:  # the worst mismatch, else the largest pair
         first = ordered[0] if ordered[0].is_mismatch else max(
             ordered, key=lambda e: (e.left is not None and e.right is not None, (e.left or e.right).size))
         st.session_state[PAIR_KEY] = describe_pair(first)
