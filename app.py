@@ -42,7 +42,7 @@ def parse_options(argv: list[str]) -> sources.Options:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Flax State Inspector", page_icon=":material/search:", layout="wide")
+    st.set_page_config(page_title="Flax State Inspector", page_icon="🔎", layout="wide")
     if DEVICES_ERROR:
         st.warning(DEVICES_ERROR)
     sources.init_state(parse_options(sys.argv[1:]))

@@ -131,6 +131,29 @@ def diff_rename(case: Case) -> Workload:
     return Workload(lambda: diff_trees(left, right, left_structure=ls, right_structure=rs), len(right))
 
 
+@workload("diff-tree")
+def diff_tree(case: Case) -> Workload:
+    """The Diff page's two module trees, built from the entries of the Linen-vs-NNX-twin diff.
+
+    The reference is that diff itself (``diff_trees``): the tree is drawn after it, on every new
+    diff, so its cost is read against the step the user already waits for.
+    """
+    from inspector.align.structure import structure_of
+    from inspector.diff_tree import build_diff_tree
+    from inspector.diffing import diff_trees
+    from inspector.normalize import flatten_variables
+
+    linen, model = _linen_variables(case.size), _nnx_model(case.size)
+    left, right = [r for r, _ in flatten_variables(linen)], [r for r, _ in flatten_variables(model)]
+    ls, rs = structure_of(linen), structure_of(model)
+    if case.impl == "diff":
+        return Workload(lambda: diff_trees(left, right, left_structure=ls, right_structure=rs), len(right))
+    if case.impl == "ours":
+        entries = diff_trees(left, right, left_structure=ls, right_structure=rs)
+        return Workload(lambda: build_diff_tree(entries, left=ls, right=rs), len(right))
+    raise _unknown(case)
+
+
 @workload("diff-same")
 def diff_same(case: Case) -> Workload:
     """Two NNX trees with the same paths and one shape changed, against Orbax's ``tree_difference``.

@@ -81,6 +81,10 @@ MEASURES: tuple[Measure, ...] = (
             context="Orbax compares two nested dicts key by key; ours aligns records (names, classes, creation "
                     "order), classifies every pair and sorts the entries",
             goal=Goal("< 1 s at 10,000 variables", max_seconds=1.0, at=10_000)),
+    Measure("diff-tree", "visual diff: both module trees from the diff's entries", "diff-tree", "diff",
+            "the diff it draws (`diff_trees`, Linen vs its NNX twin)", growth=True,
+            goal=Goal("≤ 1× the diff", max_ratio=1.0, gate=3.0),
+            context="built once per new diff, after it; the page then only redraws in the browser"),
     Measure("filter", "filter `Param & PathContains('kernel')`", "filter", "flax",
             "`nnx.state(model, f)`", growth=True, goal=Goal("≤ 2×", max_ratio=2.0, gate=6.0)),
     Measure("split", "split `f; ...`, grouping only", "split", "flax", "`nnx.split(model, f, ...)`",
@@ -169,12 +173,14 @@ MIN_REPS = {"weights-safetensors": 21, "weights-msgpack": 21}
 FULL = Plan(
     name="full",
     sizes={"normalize-nnx": _STEPS, "normalize-linen": _STEPS, "diff-rename": _STEPS, "diff-same": _STEPS,
+           "diff-tree": _STEPS,
            "filter": _STEPS, "split": _STEPS, "split-merge": _STEPS,
            "abstract": (50, 200, 1000), "llama": (1,),
            "checkpoint": (64, 1296, 4096, 8192), "weights-safetensors": (64, 4096), "weights-msgpack": (64, 4096),
            "treescope": _STEPS, "app": (1000,)},
     impls={"normalize-nnx": ("ours", "flax"), "normalize-linen": ("ours", "jax"), "diff-rename": ("ours",),
-           "diff-same": ("ours", "orbax"), "filter": ("ours", "flax"), "split": ("ours", "flax"),
+           "diff-same": ("ours", "orbax"), "diff-tree": ("ours", "diff"), "filter": ("ours", "flax"),
+           "split": ("ours", "flax"),
            "split-merge": ("ours", "flax"), "abstract": ("ours", "linen", "nnx"),
            "llama": ("ours", "linen", "nnx"), "checkpoint": ("ours", "orbax"),
            "weights-safetensors": ("ours",), "weights-msgpack": ("ours", "flax"),
@@ -183,10 +189,11 @@ FULL = Plan(
 
 QUICK = Plan(
     name="quick",
-    sizes={"normalize-nnx": (200, 2000), "diff-rename": (200, 2000), "filter": (200, 2000),
+    sizes={"normalize-nnx": (200, 2000), "diff-rename": (200, 2000), "diff-tree": (200, 2000), "filter": (200, 2000),
            "split": (200, 2000), "abstract": (50, 200), "checkpoint": (64, 1024),
            "weights-safetensors": (64, 1024), "weights-msgpack": (64, 1024)},
-    impls={"normalize-nnx": ("ours", "flax"), "diff-rename": ("ours",), "filter": ("ours", "flax"),
+    impls={"normalize-nnx": ("ours", "flax"), "diff-rename": ("ours",), "diff-tree": ("ours", "diff"),
+           "filter": ("ours", "flax"),
            "split": ("ours", "flax"), "abstract": ("ours", "linen"), "checkpoint": ("ours",),
            "weights-safetensors": ("ours",), "weights-msgpack": ("ours",)},
     reps=5, budget=10.0, processes=1)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from inspector.diff_tree import STATUS_RANK
 from inspector.diffing import DiffEntry, Status
 from inspector.records import VariableRecord
 
@@ -18,11 +19,9 @@ STATUS_COLORS = {
     Status.MATCH: "#2e7d32", Status.RENAMED: "#1565c0", Status.RNG_ONLY: "#9e9e9e",
     Status.TYPE: "#c62828", Status.SHAPE: "#d84315", Status.DTYPE: "#ef6c00", Status.SHARDING: "#f9a825",
     Status.VALUE: "#ad1457", Status.LEFT_ONLY: "#6a1b9a", Status.RIGHT_ONLY: "#4527a0",
-    Status.COUNTER_ONLY: "#9e9e9e",
+    Status.TRANSFORMED: "#00838f", Status.COUNTER_ONLY: "#9e9e9e",
 }
-_STATUS_RANK = {s: i for i, s in enumerate([Status.TYPE, Status.SHAPE, Status.DTYPE, Status.SHARDING, Status.VALUE,
-                                            Status.LEFT_ONLY, Status.RIGHT_ONLY, Status.RENAMED, Status.MATCH,
-                                            Status.RNG_ONLY, Status.COUNTER_ONLY])}
+_STATUS_RANK = {s: i for i, s in enumerate(STATUS_RANK)}
 MAX_DEPTH = 4
 MAX_LINKS = 60
 HEATMAP_SIDE = 256
@@ -61,6 +60,26 @@ def histogram(values: np.ndarray, title: str) -> go.Figure:
     fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges),
                            marker_color="#1565c0", hovertemplate="%{x:.4g}: %{y}<extra></extra>"))
     fig.update_layout(title=title, height=300, margin=dict(t=40, l=0, r=0, b=0), bargap=0)
+    return fig
+
+
+def overlaid_histograms(left: np.ndarray | None, right: np.ndarray | None, names: tuple[str, str],
+                        title: str) -> go.Figure:
+    """Two distributions on shared bins, drawn over each other (either side may be missing)."""
+    arrays = [np.asarray(a, dtype=np.float64).ravel() for a in (left, right) if a is not None]
+    finite = [a[np.isfinite(a)] for a in arrays]
+    pooled = np.concatenate(finite) if finite else np.zeros(0)
+    edges = np.histogram_bin_edges(pooled, bins=60) if pooled.size else np.array([0.0, 1.0])
+    fig = go.Figure()
+    for values, name, color in ((left, names[0], "#1565c0"), (right, names[1], "#ef6c00")):
+        if values is None:
+            continue
+        flat = np.asarray(values, dtype=np.float64).ravel()
+        counts, _ = np.histogram(flat[np.isfinite(flat)], bins=edges)
+        fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges), name=name, marker_color=color,
+                    opacity=0.55, hovertemplate="%{x:.4g}: %{y}<extra>" + name + "</extra>")
+    fig.update_layout(title=title, height=320, margin=dict(t=40, l=0, r=0, b=0), bargap=0, barmode="overlay",
+                      legend=dict(orientation="h", y=-0.15))
     return fig
 
 

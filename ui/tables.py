@@ -12,11 +12,10 @@ from inspector.records import VariableRecord, totals_by_kind
 from inspector.report import KIND_UNKNOWN_LABEL, format_shape
 
 STATUS_BACKGROUND = {
-    "match": "#e8f5e9", "renamed": "#e3f2fd", "rng_only": "#f5f5f5", "counter_only": "#f5f5f5",
-    "type_mismatch": "#ffcdd2",
+    "match": "#e8f5e9", "renamed": "#e3f2fd", "rng_only": "#f5f5f5", "type_mismatch": "#ffcdd2",
     "shape_mismatch": "#ffccbc", "dtype_mismatch": "#ffe0b2", "sharding_mismatch": "#fff9c4",
     "value_mismatch": "#f8bbd0",
-    "left_only": "#e1bee7", "right_only": "#d1c4e9",
+    "left_only": "#e1bee7", "right_only": "#d1c4e9", "transformed": "#e0f7fa", "counter_only": "#f5f5f5",
 }
 
 
