@@ -20,6 +20,11 @@ if src is None:
 
 st.caption(f"`{src.spec}` — {src.form}{', abstract (shapes only)' if src.abstract else ''}, "
            f"{len(src.records):,} variables")
+if src.on_disk:
+    with st.expander(f"Read: {src.obj.describe()}"):
+        for note in src.notes:
+            st.caption(f"Note: {note}")
+        st.json(src.obj.to_json(), expanded=1)
 totals = totals_by_kind(src.records)
 columns = st.columns(min(len(totals), 6) or 1)
 for col, (kind, t) in zip(columns, list(totals.items())[:6]):

@@ -79,12 +79,13 @@ def run_all(cases: list[Case], plan: suite.Plan) -> tuple[dict[tuple[str, int, s
                 skipped.append(reason)
                 print(f"skip: {reason}", file=sys.stderr)
                 continue
-            written = run_case(Case("checkpoint-write", case.size, "orbax", reps=1, params=case.params),
+            writer = case.param("writer", "checkpoint-write")
+            written = run_case(Case(writer, case.size, case.param("format", "orbax"), reps=1, params=case.params),
                                timeout=1800)
             if written.error:
                 results[case.key] = Result(case, error=f"writing the checkpoint failed: {written.error}")
                 continue
-            print(f"wrote a {format_bytes(checkpoint_bytes(case.size))} checkpoint in "
+            print(f"wrote a {format_bytes(checkpoint_bytes(case.size))} {case.param('format', 'orbax')} file in "
                   f"{format_seconds(written.median)}", file=sys.stderr)
         if directory is not None and not directory.exists():
             continue  # its checkpoint was skipped
@@ -96,7 +97,10 @@ def run_all(cases: list[Case], plan: suite.Plan) -> tuple[dict[tuple[str, int, s
               f"{time.perf_counter() - began:.0f} s with set-up", file=sys.stderr)
         last_of_size = not any(c.param("dir") == case.param("dir") for c in cases[i:])
         if directory is not None and last_of_size:
-            shutil.rmtree(directory, ignore_errors=True)
+            if directory.is_file():
+                directory.unlink()
+            else:
+                shutil.rmtree(directory, ignore_errors=True)
     return results, skipped
 
 

@@ -346,6 +346,61 @@ def checkpoint(case: Case) -> Workload:
     raise _unknown(case)
 
 
+# --- weight files --------------------------------------------------------------------------------
+
+@workload("weights-write")
+def weights_write(case: Case) -> Workload:
+    """Set-up, not a measure: write 16 random ``size`` x ``size`` float32 arrays with the format's
+    own writer (``safetensors.numpy.save_file``, ``flax.serialization.to_bytes``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    tree = {f"w{i:02d}": rng.standard_normal((case.size, case.size), dtype=np.float32) for i in range(ARRAYS)}
+    path = Path(case.param("dir")).resolve()
+
+    def run() -> None:
+        if case.impl == "safetensors":
+            from safetensors.numpy import save_file
+
+            save_file(tree, str(path), metadata={"format": "np"})
+        elif case.impl == "msgpack":
+            from flax.serialization import msgpack_serialize
+
+            path.write_bytes(msgpack_serialize(tree, in_place=True))
+        else:
+            raise _unknown(case)
+    return Workload(run, ARRAYS, once=True, warmup=False)
+
+
+@workload("weights-safetensors")
+def weights_safetensors(case: Case) -> Workload:
+    """``show FILE.safetensors`` (the header only)."""
+    from loaders import load_source
+
+    path = str(Path(case.param("dir")).resolve())
+    if case.impl == "ours":
+        return Workload(lambda: load_source(path), ARRAYS, warmup=False)
+    raise _unknown(case)
+
+
+@workload("weights-msgpack")
+def weights_msgpack(case: Case) -> Workload:
+    """``show FILE.msgpack`` (the header walk) against flax reading the file the usual way."""
+    path = Path(case.param("dir")).resolve()
+    if case.impl == "ours":
+        from loaders import load_source
+
+        return Workload(lambda: load_source(str(path)), ARRAYS, warmup=False)
+    if case.impl == "flax":
+        from flax.serialization import msgpack_restore
+
+        def run() -> Any:
+            with open(path, "rb") as f:
+                return msgpack_restore(f.read())
+        return Workload(run, ARRAYS, warmup=False)
+    raise _unknown(case)
+
+
 # --- rendering -----------------------------------------------------------------------------------
 
 @workload("treescope")

@@ -113,6 +113,15 @@ MEASURES: tuple[Measure, ...] = (
     Measure("checkpoint-flat", "checkpoint `show` (metadata only) vs the same at 64×64", "checkpoint", "ours",
             "our `show` of 16 arrays of 64×64", unit="checkpoint", reference_size=64,
             goal=Goal("≤ 1.5×", max_ratio=1.5, gate=3.0)),
+    Measure("safetensors-flat", "safetensors `show` (header only) vs the same at 64×64", "weights-safetensors",
+            "ours", "our `show` of 16 arrays of 64×64", unit="checkpoint", reference_size=64,
+            goal=Goal("≤ 1.5×, whole process < 400 MB", max_ratio=1.5, max_rss_mb=400, gate=3.0)),
+    Measure("msgpack-flat", "flax msgpack `show` (header walk) vs the same at 64×64", "weights-msgpack", "ours",
+            "our `show` of 16 arrays of 64×64", unit="checkpoint", reference_size=64,
+            goal=Goal("≤ 1.5×, whole process < 400 MB", max_ratio=1.5, max_rss_mb=400, gate=3.0)),
+    Measure("msgpack-flax", "flax msgpack `show` vs flax reading the file", "weights-msgpack", "flax",
+            "`msgpack_restore(open(f, 'rb').read())`", unit="checkpoint",
+            context="flax has no way to list a msgpack file without reading every array; ours seeks past them"),
     Measure("treescope", "treescope view the app shows", "treescope", "treescope",
             "`treescope.render_to_html(model)` (whole model)", growth=True,
             context="beyond 400 variables the app renders only the module holding the selected variable, so "
@@ -145,37 +154,48 @@ class Plan:
                     params: tuple[tuple[str, str], ...] = ()
                     if workload.startswith("checkpoint"):
                         params = (("dir", str(scratch / f"checkpoint-{size}")),)
+                    if workload.startswith("weights-"):
+                        fmt = workload.removeprefix("weights-")
+                        params = (("dir", str(scratch / f"weights-{size}.{fmt}")), ("format", fmt),
+                                  ("writer", "weights-write"))
                     if workload == "abstract" and impl == "ours" and self.name == "full":
                         params = (("check", "concrete"),)
                     cap = NNX_EVAL_SHAPE_CAP if impl == "nnx" and workload == "abstract" else None
-                    out.append(Case(workload, size, impl, reps=self.reps, budget=self.budget, cap=cap,
-                                    params=params))
+                    reps = max(self.reps, MIN_REPS.get(workload, 0))
+                    out.append(Case(workload, size, impl, reps=reps, budget=self.budget, cap=cap, params=params))
         return out
 
 
 _STEPS = (100, 1_000, 10_000)
+# Listing a weight file takes a few milliseconds: on a shared machine the median of 3 such calls is
+# noise (2 to 7 ms for the same file), so these take the median of many.
+MIN_REPS = {"weights-safetensors": 21, "weights-msgpack": 21}
 FULL = Plan(
     name="full",
     sizes={"normalize-nnx": _STEPS, "normalize-linen": _STEPS, "diff-rename": _STEPS, "diff-same": _STEPS,
            "diff-tree": _STEPS,
            "filter": _STEPS, "split": _STEPS, "split-merge": _STEPS,
            "abstract": (50, 200, 1000), "llama": (1,),
-           "checkpoint": (64, 1296, 4096, 8192), "treescope": _STEPS, "app": (1000,)},
+           "checkpoint": (64, 1296, 4096, 8192), "weights-safetensors": (64, 4096), "weights-msgpack": (64, 4096),
+           "treescope": _STEPS, "app": (1000,)},
     impls={"normalize-nnx": ("ours", "flax"), "normalize-linen": ("ours", "jax"), "diff-rename": ("ours",),
            "diff-same": ("ours", "orbax"), "diff-tree": ("ours", "diff"), "filter": ("ours", "flax"),
            "split": ("ours", "flax"),
            "split-merge": ("ours", "flax"), "abstract": ("ours", "linen", "nnx"),
            "llama": ("ours", "linen", "nnx"), "checkpoint": ("ours", "orbax"),
+           "weights-safetensors": ("ours",), "weights-msgpack": ("ours", "flax"),
            "treescope": ("ours", "treescope"), "app": ("ours", "streamlit")},
     reps=3, budget=60.0, processes=3)
 
 QUICK = Plan(
     name="quick",
     sizes={"normalize-nnx": (200, 2000), "diff-rename": (200, 2000), "diff-tree": (200, 2000), "filter": (200, 2000),
-           "split": (200, 2000), "abstract": (50, 200), "checkpoint": (64, 1024)},
+           "split": (200, 2000), "abstract": (50, 200), "checkpoint": (64, 1024),
+           "weights-safetensors": (64, 1024), "weights-msgpack": (64, 1024)},
     impls={"normalize-nnx": ("ours", "flax"), "diff-rename": ("ours",), "diff-tree": ("ours", "diff"),
            "filter": ("ours", "flax"),
-           "split": ("ours", "flax"), "abstract": ("ours", "linen"), "checkpoint": ("ours",)},
+           "split": ("ours", "flax"), "abstract": ("ours", "linen"), "checkpoint": ("ours",),
+           "weights-safetensors": ("ours",), "weights-msgpack": ("ours",)},
     reps=5, budget=10.0, processes=1)
 
 

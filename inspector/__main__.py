@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(show, ("table", "json"))
     show.add_argument("--values", action="store_true",
                       help="also read values for statistics (min, max, mean, std, NaN/Inf counts); "
-                           "a checkpoint is read one array at a time")
+                           "a checkpoint or weight file is read one array at a time")
     show.set_defaults(func=cmd_show)
 
     diff = commands.add_parser("diff", help="align two sources variable by variable and report what differs",
@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--rtol", type=_tolerance, default=1e-5, help="relative tolerance (default 1e-5)")
     port.set_defaults(func=cmd_port)
 
-    steps = commands.add_parser("steps", help="list the steps (and their items) of a CheckpointManager directory")
+    steps = commands.add_parser("steps", help="list the steps of a CheckpointManager directory (with their items) "
+                                              "or of a folder of legacy flax checkpoint_<N> saves")
     steps.add_argument("directory", metavar="DIR")
     _add_format(steps, ("table", "json"))
     steps.set_defaults(func=cmd_steps)
@@ -110,8 +111,9 @@ def _tolerance(text: str) -> float:
 
 def _add_source(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument(name.lower(), metavar=name,
-                        help="sample:NAME:linen|nnx, path/to/file.py:FACTORY, package.module:FACTORY "
-                             "or an Orbax checkpoint directory")
+                        help="sample:NAME:linen|nnx, path/to/file.py:FACTORY, package.module:FACTORY, "
+                             "a checkpoint or model folder (DIR or DIR@STEP), or a weight file "
+                             "(.msgpack, .safetensors, .npz, checkpoint_<N>)")
     if not any(a.dest == "abstract" for a in parser._actions):
         parser.add_argument("--abstract", action="store_true",
                             help="build without allocating arrays (shapes and dtypes only)")
@@ -130,12 +132,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     from loaders import load_source
 
     src = load_source(args.source, abstract=args.abstract, values=args.values)
-    checkpoint = src.obj if src.form == "checkpoint" else None
+    stored = src.obj if src.on_disk else None
+    _print_notes(src)
     if args.format == "json":
-        _print_json(show_json(src.spec, src.records, **({"checkpoint": checkpoint.to_json()} if checkpoint else {})))
+        extra = {("checkpoint" if src.form == "checkpoint" else "file"): stored.to_json()} if stored else {}
+        _print_json(show_json(src.spec, src.records, **extra))
     else:
         print(f"{src.spec}  ({src.form}{', abstract' if src.abstract else ''})")
-        print(f"read: {checkpoint.describe()}\n" if checkpoint else "")
+        print(f"read: {stored.describe()}\n" if stored else "")
         print(records_table(src.records))
         if args.values:
             from inspector.stats import stats_table
@@ -162,8 +166,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     entries = diff_trees(
         left.records, right.records, left_structure=left.structure, right_structure=right.structure,
         forced=forced, rng_one_sided=not (left.form == right.form == "nnx"),
-        sharding_one_sided="checkpoint" not in (left.form, right.form),
+        sharding_one_sided=not (left.on_disk or right.on_disk),
         values=(left.read, right.read) if args.values else None, tolerance=tolerance)
+    _print_notes(left, right)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     restore = restore_between(left, right, entries)
@@ -231,6 +236,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
     from loaders import load_source
 
     src = load_source(args.source, abstract=args.abstract)
+    _print_notes(src)
     subject = subject_of_source(src)
     parsed = parse_filter(args.expr, subject.variable_types, collections=subject.collections)
     records = select(subject, parsed)
@@ -250,6 +256,7 @@ def cmd_split(args: argparse.Namespace) -> int:
     from loaders import load_source
 
     src = load_source(args.source, abstract=args.abstract)
+    _print_notes(src)
     subject = subject_of_source(src)
     filters = parse_filters(args.exprs, subject.variable_types, collections=subject.collections)
     split = split_groups(subject, filters)
@@ -264,17 +271,28 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 def cmd_steps(args: argparse.Namespace) -> int:
     from inspector.report import format_table
-    from loaders.checkpoint_dirs import list_steps
+    from loaders.weights import folder_steps
 
-    steps = list_steps(args.directory)
+    kind, steps = folder_steps(args.directory)
     if args.format == "json":
         _print_json({"directory": args.directory, "latest": steps[-1].step,
                      "steps": [s.to_json() for s in steps]})
     else:
+        what = " of legacy flax checkpoints (checkpoint_<N>)" if kind == "legacy" else ""
         rows = [[str(s.step), ", ".join(s.items), s.saved or ""] for s in steps]
-        print(f"{args.directory}  ({len(steps)} steps, latest {steps[-1].step})\n")
-        print(format_table(["step", "items", "saved (UTC)"], rows, right={0}))
+        print(f"{args.directory}  ({len(steps)} steps{what}, latest {steps[-1].step})\n")
+        if kind == "legacy":
+            print(format_table(["step", "saved (UTC)"], [[r[0], r[2]] for r in rows], right={0}))
+        else:
+            print(format_table(["step", "items", "saved (UTC)"], rows, right={0}))
     return 0
+
+
+def _print_notes(*sources: Any) -> None:
+    """What a source noticed (another weight file beside the one read), one ``note:`` line each."""
+    for src in sources:
+        for note in src.notes:
+            print(f"note: {src.spec}: {note}", file=sys.stderr)
 
 
 def _not_yet(command: str) -> Exception:

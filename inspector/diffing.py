@@ -32,7 +32,7 @@ import numpy as np
 
 from inspector.align import align
 from inspector.align.structure import EMPTY, Structure
-from inspector.kinds import same_kind
+from inspector.kinds import BATCH_COUNT, same_kind
 from inspector.records import VariableRecord
 from inspector.sharding import annotation_problem, sharding_notes
 
@@ -171,6 +171,9 @@ def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bo
         only = a if a is not None else b
         if rng_one_sided and only.is_rng:
             return DiffEntry(Status.RNG_ONLY, a, b)
+        if only.type == BATCH_COUNT:
+            return DiffEntry(Status.COUNTER_ONLY, a, b, info=(
+                f"{only.full_name}: PyTorch BatchNorm's step counter; the other side keeps none, nothing to port",))
         problem = annotation_problem(only)
         return DiffEntry(Status.LEFT_ONLY if b is None else Status.RIGHT_ONLY, a, b,
                          notes=(f"{'left' if b is None else 'right'}: {problem}",) if problem else ())

@@ -30,6 +30,10 @@ class CheckpointError(SourceError):
     """An Orbax checkpoint that cannot be read."""
 
 
+class WeightFileError(SourceError):
+    """A weight file (msgpack, safetensors, npz, legacy flax checkpoint, model folder) that cannot be read."""
+
+
 class RulesError(InspectorError):
     """An alignment rules file that is malformed."""
 

@@ -17,6 +17,8 @@ import functools
 
 from flax import nnx
 
+# PyTorch BatchNorm's ``num_batches_tracked``: a step counter Flax keeps nowhere, so it pairs with nothing.
+BATCH_COUNT = "BatchCount"
 # Optimizer state appears as flax's OptState family in NNX and as a TrainState field in Linen.
 _FAMILIES = {"optarray": "optstate", "optvariable": "optstate"}
 

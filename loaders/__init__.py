@@ -18,13 +18,18 @@ def load_source(text: str, *, abstract: bool = False, values: bool = False) -> L
     """Load any source spec (see ``loaders.spec``); raises ``SourceError`` on bad input.
 
     With ``values`` every record carries the statistics of its value (``record.stats``); a
-    checkpoint reads its arrays one at a time for them.
+    checkpoint or weight file reads its arrays one at a time for them. ``abstract`` changes
+    nothing for them: they are read from metadata anyway.
     """
     spec = parse_spec(text)
-    if spec.kind == "checkpoint":
-        from loaders.checkpoint import load_checkpoint
+    if spec.kind == "checkpoint":  # a directory: Orbax checkpoint, legacy checkpoints, model folder
+        from loaders.weights import load_folder
 
-        return load_checkpoint(spec, abstract=abstract, values=values)
+        return load_folder(spec.target, step=spec.step, values=values, spec=spec.text)
+    if spec.kind == "weights":
+        from loaders.weights import load_weights
+
+        return load_weights(spec.target, values=values, spec=spec.text)
     if values and abstract:
         raise SourceError(f"source {spec.text!r}: an abstract build has shapes but no values; "
                           "drop --abstract to compute value statistics")

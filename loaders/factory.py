@@ -6,6 +6,13 @@ inputs), or an ``inspector.example`` object. Files are loaded by location under 
 unique to their path, so ``old/model.py:make`` and ``new/model.py:make`` never collide. What user
 code prints goes to stderr; when it raises, the message names the innermost frame of the user's
 own file, and the original exception stays attached as ``__cause__``.
+
+A model file may import modules beside it (``from helpers import block``), at its top or inside the
+factory: while the tool runs the file's code (loading it, calling the factory, building the model)
+its folder is on ``sys.path``. Afterwards the sibling modules are taken back out of ``sys.modules``
+and kept per folder, so ``a/helpers.py`` and ``b/helpers.py`` never collide (two app sessions, or
+a diff of two model folders), and each folder gets its own modules back next time. Runs of user
+code that need this are serialized: ``sys.path`` is shared by the whole process.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +46,8 @@ def load_file_factory(path: str, attr: str, *, spec: str) -> tuple[Callable[[], 
         raise SourceError(f"source {spec!r}: {path!r} cannot be imported as Python")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module  # dataclasses and pickling look their module up here
-    with user_code(spec, str(real)), _on_path(real.parent):
+    _KEPT.pop(str(real.parent), None)  # loading the file again imports its siblings afresh
+    with user_code(spec, str(real)):
         module_spec.loader.exec_module(module)
     return _factory(module, attr, spec=spec, where=file.name), module
 
@@ -86,9 +95,13 @@ def _factory(module: ModuleType, attr: str, *, spec: str, where: str) -> Callabl
 
 @contextlib.contextmanager
 def user_code(spec: str, file: str | None) -> Iterator[None]:
-    """Run user code: stdout goes to stderr; an exception becomes a ``UserCodeError``."""
+    """Run user code: stdout goes to stderr; an exception becomes a ``UserCodeError``.
+
+    With ``file``, the file's folder is on ``sys.path`` meanwhile (``sibling_imports``).
+    """
+    siblings = sibling_imports(Path(file).resolve().parent) if file else contextlib.nullcontext()
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with siblings, contextlib.redirect_stdout(sys.stderr):
             yield
     except InspectorError:
         raise
@@ -110,16 +123,52 @@ def _where(err: BaseException, file: str | None) -> str:
     return f"{head}{type(err).__name__}: {err}"
 
 
+_SIBLINGS_LOCK = threading.RLock()
+_ACTIVE: list[str] = []  # folders on sys.path now, innermost last
+_KEPT: dict[str, dict[str, ModuleType]] = {}  # per folder: its sibling modules, out of sys.modules
+
+
 @contextlib.contextmanager
-def _on_path(directory: Path) -> Iterator[None]:
-    """Let a model file import its sibling modules while it loads."""
+def sibling_imports(directory: Path) -> Iterator[None]:
+    """Let code from ``directory`` import the modules beside it, without leaving them importable.
+
+    On entry the folder goes first on ``sys.path`` and the sibling modules it imported before are
+    put back; on exit every module imported from the folder leaves ``sys.modules`` again (kept for
+    next time), and whatever they shadowed comes back.
+    """
     entry = str(directory)
-    sys.path.insert(0, entry)
+    with _SIBLINGS_LOCK:
+        if entry in _ACTIVE:  # nested (the factory builds its example): already set up
+            yield
+            return
+        before = set(sys.modules)
+        kept = _KEPT.setdefault(entry, {})
+        shadowed = {name: sys.modules[name] for name in kept if name in sys.modules}
+        sys.modules.update(kept)
+        sys.path.insert(0, entry)
+        _ACTIVE.append(entry)
+        try:
+            yield
+        finally:
+            _ACTIVE.remove(entry)
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)
+            for name in [n for n in sys.modules if n not in before or n in kept]:
+                module = sys.modules[name]
+                if _lives_in(module, directory):
+                    kept[name] = module
+                    del sys.modules[name]
+            sys.modules.update(shadowed)
+
+
+def _lives_in(module: ModuleType, directory: Path) -> bool:
+    file = getattr(module, "__file__", None)
+    if not file:
+        return False
     try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(entry)
+        return Path(file).resolve().is_relative_to(directory)
+    except OSError:
+        return False
 
 
 def _ident(text: str) -> str:

@@ -47,6 +47,8 @@ _CHECKPOINT_MARKERS = ("_CHECKPOINT_METADATA", "_METADATA")
 def _what(source: LoadedSource) -> str:
     if source.form == "checkpoint":
         return "a checkpoint holds weights, not a model to run"
+    if source.form == "weights":
+        return "a weight file holds weights, not a model to run"
     if source.form == "nnx" and source.model is None:
         return "it is NNX state without its module"
     form = {"nnx": "an NNX", "linen": "a Linen"}.get(source.form, "a")

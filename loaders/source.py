@@ -26,7 +26,7 @@ from loaders.build import Built, abstractify, build_linen, build_nnx
 from loaders.factory import user_code
 from loaders.mesh import planned_records
 
-Form = Literal["linen", "nnx", "checkpoint", "pytree"]
+Form = Literal["linen", "nnx", "checkpoint", "weights", "pytree"]
 RETURN_HELP = ("return an nnx.Module, an nnx.State, a Linen variables dict, a TrainState, "
                "or (module, args, kwargs)")
 
@@ -49,6 +49,13 @@ class LoadedSource:
     structure: Structure = EMPTY
     # Reads one record's value on demand: checkpoints keep only metadata in ``values``.
     reader: Callable[[VariableRecord], Any] | None = None
+    # Observations about the source worth a line (another weight file beside the one read).
+    notes: tuple[str, ...] = ()
+
+    @property
+    def on_disk(self) -> bool:
+        """A stored file (Orbax checkpoint or weight file): values read on demand, no logical names."""
+        return self.form in ("checkpoint", "weights")
 
     def value(self, record: VariableRecord) -> Any:
         """The leaf value a record describes (an array, or a ShapeDtypeStruct when abstract)."""

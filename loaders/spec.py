@@ -5,12 +5,18 @@ Parsed in this order, so no spec is ambiguous:
 1. ``sample:NAME:linen`` / ``sample:NAME:nnx`` — a bundled guide example;
 2. ``path/to/file.py:FACTORY`` — anything ending in ``.py:NAME``;
 3. ``package.module:FACTORY`` — a module imported normally;
-4. an existing directory, optionally ``DIR@STEP`` — an Orbax checkpoint.
+4. an existing directory, optionally ``DIR@STEP`` — an Orbax checkpoint, a folder of legacy flax
+   ``checkpoint_<N>`` saves, or a Hugging Face model folder (``loaders.weights`` tells them apart);
+5. a weight file, by its name: ``*.msgpack``, ``*.safetensors``, ``*.npz``, ``checkpoint_<N>``, or
+   the ``*.index.json`` of a sharded set.
 
 >>> parse_spec("sample:block:nnx")
 SourceSpec(text='sample:block:nnx', kind='sample', target='block', attr='nnx', step=None)
 >>> parse_spec("models/old.py:make").kind, parse_spec("pkg.mod:make").target
 ('file', 'pkg.mod')
+>>> parse_spec("bert/flax_model.msgpack").kind
+'weights'
+
 """
 
 from __future__ import annotations
@@ -21,16 +27,18 @@ from pathlib import Path
 from typing import Literal
 
 from inspector.errors import SourceError, did_you_mean
+from loaders.formats import KNOWN, format_of_name
 from sample_models import FORMS, SAMPLES
 
-SpecKind = Literal["sample", "file", "module", "checkpoint"]
+SpecKind = Literal["sample", "file", "module", "checkpoint", "weights"]
 
 _FILE = re.compile(r"^(?P<path>.+\.py):(?P<attr>[A-Za-z_]\w*)$")
 _MODULE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*)$")
 _STEP = re.compile(r"^(?P<path>.+)@(?P<step>\d+)$")
 
 SPEC_HELP = ("a source is 'sample:NAME:linen|nnx', 'path/to/file.py:FACTORY', "
-             "'package.module:FACTORY' or an Orbax checkpoint directory")
+             "'package.module:FACTORY', a checkpoint or model folder, or a weight file "
+             "(.msgpack, .safetensors, .npz, checkpoint_<N>)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,14 +70,22 @@ def parse_spec(text: str, *, base: str | None = None) -> SourceSpec:
     m = _STEP.match(text)
     if m and at(m["path"]).is_dir():
         return SourceSpec(text, "checkpoint", m["path"], step=int(m["step"]))
+    if m and at(m["path"]).is_file():
+        raise SourceError(f"source {text!r}: {m['path']!r} is a file, and only a folder of checkpoints has "
+                          "steps; drop @" + m["step"])
     if at(text).is_dir():
         return SourceSpec(text, "checkpoint", text)
+    if format_of_name(text) is not None:
+        return SourceSpec(text, "weights", text)
     if text.endswith(".py"):
         raise SourceError(f"source {text!r} names a file but no factory: write "
                           f"'{text}:make_model' (the zero-argument function that builds the model)")
     if ":" not in text and not at(text).exists():
         raise SourceError(f"source {text!r} does not exist: no such directory, and not a spec "
                           f"({SPEC_HELP})")
+    if at(text).is_file():
+        raise SourceError(f"source {text!r} is a file this tool does not read: expected {KNOWN}, "
+                          "or 'path/to/file.py:FACTORY'")
     raise SourceError(f"source {text!r} is not understood: {SPEC_HELP}")
 
 

@@ -148,3 +148,17 @@ def test_one_tiny_case_runs_in_a_child_process():
 def test_a_crashing_case_is_reported_not_raised():
     result = protocol.run_case(Case("normalize-nnx", 12, "no-such-impl", reps=1), timeout=300)
     assert result.error == "ValueError: workload 'normalize-nnx' has no implementation 'no-such-impl'"
+
+
+def test_weight_file_cases_write_their_file_first_and_repeat_enough(tmp_path):
+    plan = {c.key: c for c in suite.FULL.cases(tmp_path) if c.workload.startswith("weights-")}
+    assert sorted(plan) == [("weights-msgpack", 64, "flax"), ("weights-msgpack", 64, "ours"),
+                            ("weights-msgpack", 4096, "flax"), ("weights-msgpack", 4096, "ours"),
+                            ("weights-safetensors", 64, "ours"), ("weights-safetensors", 4096, "ours")]
+    case = plan["weights-msgpack", 4096, "ours"]
+    assert case.reps == 21 and case.param("writer") == "weights-write" and case.param("format") == "msgpack"
+    assert case.param("dir") == str(tmp_path / "weights-4096.msgpack")
+    results = {k: fake(*k, 0.002 if k[1] == 4096 else 0.001) for k in plan}
+    rows = {(r.measure.key, r.size): r for r in suite.build_rows(results)}
+    assert rows["msgpack-flat", 4096].ratio == pytest.approx(2.0) and rows["msgpack-flat", 4096].misses()
+    assert rows["safetensors-flat", 4096].reference.case.size == 64

@@ -85,6 +85,24 @@ def test_model_file_may_import_its_siblings(write_model):
     assert {r.name: r.shape for r in load_source(f"{path}:make").records}["kernel"] == (2, 6)
 
 
+@pytest.mark.parametrize("abstract", [False, True], ids=["concrete", "abstract"])
+def test_factory_may_import_siblings_inside_and_two_helpers_never_collide(write_model, abstract):
+    """``from helpers import build`` inside the factory runs after the file loaded: its folder must
+    be on ``sys.path`` then too, and ``a/helpers.py`` must not answer for ``b/helpers.py``."""
+    import sys
+
+    specs = []
+    for folder, width in (("a", 3), ("b", 7)):
+        write_model(f"from flax import nnx\nWIDTH = {width}\n"
+                    "def build():\n    return nnx.Linear(2, WIDTH, rngs=nnx.Rngs(0))\n", f"{folder}/helpers.py")
+        path = write_model("def make():\n    from helpers import build\n    return build()\n", f"{folder}/model.py")
+        specs.append(f"{path}:make")
+    for _ in range(2):  # and again, each folder with its own helpers
+        widths = [{r.name: r.shape for r in load_source(s, abstract=abstract).records}["bias"] for s in specs]
+        assert widths == [(3,), (7,)]
+    assert "helpers" not in sys.modules and not any(str(p).endswith(("/a", "/b")) for p in sys.path)
+
+
 def test_user_variable_types_are_known(write_model):
     path = write_model("""
         import jax.numpy as jnp

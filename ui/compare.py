@@ -40,7 +40,7 @@ def _diff(_left: LoadedSource, _right: LoadedSource, lkey: tuple, rkey: tuple, r
     entries = diff_trees(
         _left.records, _right.records, left_structure=_left.structure, right_structure=_right.structure,
         forced=forced, rng_one_sided=not (_left.form == _right.form == "nnx"),
-        sharding_one_sided="checkpoint" not in (_left.form, _right.form),
+        sharding_one_sided=not (_left.on_disk or _right.on_disk),
         values=(_left.read, _right.read) if with_values else None, tolerance=Tolerance(rtol=rtol, atol=atol))
     return DiffResult(tuple(entries), summarize(entries), tuple(notes), restore_between(_left, _right, entries))
 

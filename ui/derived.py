@@ -41,19 +41,19 @@ def tree_object(src: LoadedSource) -> Any:
         return src.model
     if src.form == "linen" and src.variables is not None and src.obj is src.variables:
         return src.variables
-    if src.form == "checkpoint":
-        return getattr(src.obj, "tree", src.obj)  # Orbax's metadata tree, not the loader's bookkeeping
+    if src.on_disk:
+        return getattr(src.obj, "tree", src.obj)  # the stored tree's shapes, not the loader's bookkeeping
     return src.obj
 
 
 def array_of(src: LoadedSource, record: VariableRecord, choice: sources.Choice) -> np.ndarray | None:
     """The values of one variable as numpy; for abstract and checkpoint sources only on request."""
-    if not src.abstract and src.form != "checkpoint":
+    if not src.abstract and not src.on_disk:
         return _numeric(src.value(record))
     token = ("values", src.spec, src.abstract, record.key)
     if not st.session_state.get(token):
-        what = "reads just this array from the checkpoint" if src.form == "checkpoint" else \
-            "builds the model concretely once"
+        what = f"reads just this array from the {'checkpoint' if src.form == 'checkpoint' else 'file'}" \
+            if src.on_disk else "builds the model concretely once"
         if st.button("Load values", key=f"load_{hash(token)}", help=f"This {what}."):
             st.session_state[token] = True
         else:
@@ -61,7 +61,7 @@ def array_of(src: LoadedSource, record: VariableRecord, choice: sources.Choice) 
             return None
     try:
         with st.spinner(f"Reading {record.full_name}…"):
-            if src.form == "checkpoint":
+            if src.on_disk:
                 return _numeric(src.read(record))
             concrete = sources.load(sources.Choice(src.spec, src.spec, False, choice.root), "left")
             return None if concrete is None else _numeric(concrete.value(record))
@@ -76,4 +76,8 @@ def _numeric(value: Any) -> np.ndarray | None:
     if jax.dtypes.issubdtype(getattr(value, "dtype", np.float32), jax.dtypes.prng_key):
         value = jax.random.key_data(value)
     array = np.asarray(value)
+    if array.dtype.type is np.void:  # raw bytes (an npz-saved bfloat16 is |V2): no numbers to draw
+        st.caption(f"The file stores these values as raw {array.dtype.itemsize}-byte items without saying "
+                   "what numbers they are: nothing to plot.")
+        return None
     return array.astype(np.float32) if array.dtype.kind not in "fiub" or array.dtype.itemsize < 4 else array

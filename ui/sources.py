@@ -1,7 +1,9 @@
 """The sidebar every page shares: which sources to inspect, loaded once and cached.
 
-Sources typed into the page are confined to the root folder (``--root`` or ``INSPECTOR_ROOT``);
-specs given on the app's command line are trusted as they are.
+Each picker lists the bundled samples, then the weight files, model folders and checkpoints found
+under the root folder (``--root`` or ``INSPECTOR_ROOT``), then a free-text spec. Sources typed into
+the page are confined to the root folder; specs given on the app's command line are trusted as
+they are.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import streamlit as st
 from inspector.errors import InspectorError
 from loaders import LoadedSource, load_source, parse_spec
 from loaders.confine import confine_spec
+from loaders.discover import Found, find_sources
 from sample_models import FORMS, SAMPLES
 from ui.text import plain
 
@@ -68,18 +71,32 @@ def sidebar() -> Choice:
         right = _picker("right", "Right source (e.g. NNX)")
         abstract = st.toggle("Abstract (shapes only)", key="abstract",
                              help="Build with jax.eval_shape / nnx.eval_shape: no array is allocated.")
-        st.caption(f"Files and checkpoints are read under the root folder `{st.session_state['root']}`.")
+        st.caption(f"Files, checkpoints and model folders are read under the root folder "
+                   f"`{st.session_state['root']}`.")
     return Choice(left=left, right=right, abstract=abstract, root=st.session_state["root"])
 
 
 def _picker(side: str, label: str) -> str:
-    pick = st.selectbox(label, SAMPLE_SPECS + [OTHER], key=f"{side}_pick")
+    found = found_sources(st.session_state["root"])
+    labels = {f.spec: f"{f.spec} — {f.what}" for f in found}
+    pick = st.selectbox(label, SAMPLE_SPECS + list(labels) + [OTHER], key=f"{side}_pick",
+                        format_func=lambda spec: labels.get(spec, spec))
     if pick != OTHER:
         return pick
     return st.text_input(f"{side.title()} spec", key=f"{side}_text",
                          placeholder="models/my_model.py:make_model",
-                         help="path/to/file.py:FACTORY or an Orbax checkpoint directory (DIR or DIR@STEP), "
-                              "relative to the root folder").strip()
+                         help="path/to/file.py:FACTORY, a checkpoint or model folder (DIR or DIR@STEP), or a "
+                              "weight file (.msgpack, .safetensors, .npz, checkpoint_<N>), relative to the root "
+                              "folder").strip()
+
+
+@st.cache_data(show_spinner=False, ttl=15, max_entries=4)
+def found_sources(root: str) -> list[Found]:
+    """Weight files, model folders and checkpoints under the root (looked up again every 15 s)."""
+    found, truncated = find_sources(root)
+    if truncated:
+        LOG.info("listing sources under %s stopped at its cap; %d shown", root, len(found))
+    return found
 
 
 def load(choice: Choice, side: str) -> LoadedSource | None:
@@ -119,7 +136,7 @@ def _stamp(spec: str) -> float | None:
         parsed = parse_spec(spec)
     except InspectorError:
         return None
-    if parsed.kind in ("file", "checkpoint"):
+    if parsed.kind in ("file", "checkpoint", "weights"):
         try:
             return os.stat(parsed.target).st_mtime
         except OSError:

@@ -1,0 +1,122 @@
+"""Weight files and folders as sources: which loader reads a path, and the ``LoadedSource`` it gives.
+
+A file is read by its format (``loaders.formats``). A directory is an Orbax checkpoint (read by
+``loaders.checkpoint``, which keeps priority), a folder of legacy ``checkpoint_<N>`` saves (the
+latest, or ``DIR@N``; an Orbax save among them is read by the Orbax loader), or a Hugging Face
+model folder. A weight source has form ``weights``: records from headers, values read one array at
+a time on request, no restore verdict (that is Orbax's), and ``notes`` for what is worth knowing
+(another weight file beside the one read, entries that are not arrays).
+
+>>> import numpy as np, tempfile, os
+>>> path = os.path.join(tempfile.mkdtemp(), "w.npz")
+>>> np.savez(path, **{"dense/kernel": np.ones((2, 3), np.float32)})
+>>> src = load_weights(path, values=True)
+>>> src.form, [(r.name, r.stats.mean) for r in src.records]
+('weights', [('dense/kernel', 1.0)])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from inspector.errors import WeightFileError
+from inspector.records import VariableRecord
+from inspector.stats import array_stats
+from loaders.checkpoint_dirs import StepInfo
+from loaders.formats import open_weight_file
+from loaders.formats.weight_file import WeightFile
+from loaders.source import LoadedSource
+
+
+def load_weights(path: str, *, values: bool = False, spec: str | None = None) -> LoadedSource:
+    """A weight file (``.msgpack``, ``.safetensors``, ``.npz``, ``checkpoint_<N>``, ``*.index.json``)."""
+    return weights_source(spec or path, open_weight_file(Path(path)), values=values)
+
+
+def load_folder(path: str, *, step: int | None, values: bool, spec: str) -> LoadedSource:
+    """A directory: Orbax checkpoint, folder of legacy checkpoints, or model folder."""
+    from loaders.formats.folders import folder_kind, not_a_source
+
+    folder = Path(path)
+    kind = folder_kind(folder)
+    if kind == "orbax":
+        return _orbax(spec, folder, step, values)
+    if kind == "legacy":
+        from loaders.formats.legacy import open_legacy_file, pick_step
+
+        chosen, save, steps = pick_step(folder, step)
+        if save.is_dir():
+            return _orbax(spec, save, None, values, legacy=(folder, chosen, steps))
+        return weights_source(spec, open_legacy_file(save, step=chosen, steps=steps), values=values)
+    if step is not None:
+        raise WeightFileError(f"{str(folder)!r} is not a folder of checkpoints: it has no steps (drop @{step})")
+    if kind == "model":
+        from loaders.formats.model_folder import open_model_folder
+
+        return weights_source(spec, open_model_folder(folder), values=values)
+    raise WeightFileError(not_a_source(folder))
+
+
+def folder_steps(path: str) -> tuple[str, list[StepInfo]]:
+    """The steps of a checkpoint folder: ``("orbax", ...)`` or ``("legacy", ...)``."""
+    from loaders.checkpoint_dirs import list_steps
+    from loaders.formats.folders import folder_kind
+    from loaders.formats.legacy import list_steps as legacy_steps
+
+    folder = Path(path)
+    if folder.is_dir() and folder_kind(folder) == "legacy":
+        return "legacy", legacy_steps(folder)
+    return "orbax", list_steps(folder)
+
+
+def weights_source(spec: str, weights: WeightFile, *, values: bool) -> LoadedSource:
+    """The ``LoadedSource`` of an opened weight file; with ``values``, statistics read one array at a time."""
+    records = weights.records
+    notes = list(weights.notes) + ([] if records else ["it holds no arrays"])
+    if values:
+        records, skipped = _with_stats(weights)
+        notes += skipped
+    return LoadedSource(spec=spec, form="weights", records=records,
+                        values={r.key: _shape_of(r, weights) for r in records}, obj=weights,
+                        reader=weights.read, notes=tuple(notes))
+
+
+def _with_stats(weights: WeightFile) -> tuple[tuple[VariableRecord, ...], list[str]]:
+    out, skipped = [], []
+    for record in weights.records:
+        if not weights.readable(record):
+            skipped.append(f"{record.full_name!r}: no statistics of {record.dtype} values (the file does not say "
+                           "what numbers they are)")
+            out.append(record)
+            continue
+        value = weights.read(record)
+        out.append(dataclasses.replace(record, stats=array_stats(value)))
+        del value
+    return tuple(out), skipped
+
+
+def _shape_of(record: VariableRecord, weights: WeightFile) -> jax.ShapeDtypeStruct:
+    array = weights.stored[record.key]
+    if array.key_impl is not None:
+        return jax.eval_shape(lambda: jax.random.wrap_key_data(np.zeros(array.shape, np.uint32),
+                                                               impl=array.key_impl))
+    return jax.ShapeDtypeStruct(record.shape, array.dtype if array.dtype is not None else np.uint8)
+
+
+def _orbax(spec: str, folder: Path, step: int | None, values: bool,
+           legacy: tuple[Path, int, tuple[int, ...]] | None = None) -> LoadedSource:
+    """The Orbax loader; for a legacy ``checkpoint_<N>`` folder, with the step it was picked as."""
+    from loaders.checkpoint import load_checkpoint
+    from loaders.spec import SourceSpec
+
+    source = load_checkpoint(SourceSpec(spec, "checkpoint", str(folder), step=step), abstract=False, values=values)
+    if legacy is None:
+        return source
+    root, chosen, steps = legacy
+    checkpoint = source.obj
+    location = dataclasses.replace(checkpoint.location, root=root, step=chosen, steps=steps)
+    return dataclasses.replace(source, obj=dataclasses.replace(checkpoint, location=location))
