@@ -280,7 +280,7 @@ def cmd_steps(args: argparse.Namespace) -> int:
     else:
         what = " of legacy flax checkpoints (checkpoint_<N>)" if kind == "legacy" else ""
         rows = [[str(s.step), ", ".join(s.items), s.saved or ""] for s in steps]
-        print(f"{args.directory}  ({len(steps)} steps{what}, latest {steps[-1].step})\n")
+        print(f"{args.directory}  ({len(steps)} step{'s' if len(steps) != 1 else ''}{what}, latest {steps[-1].step})\n")
         if kind == "legacy":
             print(format_table(["step", "saved (UTC)"], [[r[0], r[2]] for r in rows], right={0}))
         else:

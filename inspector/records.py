@@ -21,7 +21,7 @@ PathKey = Union[str, int]
 Path = tuple[PathKey, ...]
 
 # Kinds in the order people expect to read them; other kinds follow alphabetically.
-KIND_ORDER = ("Param", "BatchStat", "Cache", "Intermediate", "Perturbation", "RngKey", "RngCount",
+KIND_ORDER = ("Param", "BatchStat", "BatchCount", "Cache", "Intermediate", "Perturbation", "RngKey", "RngCount",
               "OptState")
 UNKNOWN_KIND = "unknown"
 
