@@ -1,0 +1,166 @@
+"""The inspector as Python functions, for notebooks: live objects or spec strings in, results out.
+
+Each function takes what a notebook holds — an ``nnx.Module``, an ``nnx.State``, a Linen variables
+dict, a Flax ``TrainState``, ``(module, args, kwargs)`` — or any source spec the CLI takes
+(``"sample:block:nnx"``, ``"model.py:make_model"``, a checkpoint folder, a weight file), and
+returns a frozen result (``inspector.results``) that displays itself in Jupyter/Colab and
+converts with ``to_pandas()``, ``to_json()``, ``to_markdown()``. Nothing is printed and nothing
+passed in is changed. Defaults equal the CLI's.
+
+Like the CLI and the app this is a top layer: it may import ``loaders``; the core never imports it.
+
+>>> import inspector
+>>> inspector.diff("sample:block:linen", "sample:block:nnx").ok
+True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from inspector.errors import InspectorError
+from inspector.results import DiffResult, FilterResult, PortResult, ShowResult, SplitResult
+
+Rules = Any  # a rules dict, its JSON text, or the path of a rules file
+
+
+def show(obj: Any, *, abstract: bool = False, values: bool = False) -> ShowResult:
+    """Every variable of one source: path, kind, shape, dtype, size, bytes, sharding (and value
+    statistics with ``values=True``)."""
+    src = _load(obj, abstract=abstract, values=values)
+    stored = src.obj if src.on_disk else None
+    extra = {("checkpoint" if src.form == "checkpoint" else "file"): stored.to_json()} if stored else {}
+    return ShowResult(src.spec, src.form, tuple(src.records), abstract=src.abstract, extra=extra)
+
+
+def diff(left: Any, right: Any, *, values: bool = False, rules: Rules = None, axis_rules: Any = None,
+         rtol: float = 1e-5, atol: float = 1e-8, abstract: bool = False) -> DiffResult:
+    """Pair the variables of two sources (a Linen model and its NNX port) and say what differs."""
+    from inspector.align.rules import forced_pairs
+    from inspector.diffing import Tolerance, diff_trees
+    from loaders.source import restore_between
+
+    _no_axis_rules(axis_rules)
+    if values and abstract:
+        raise InspectorError("values=True compares arrays, and abstract=True builds none: drop one of them")
+    parsed = _rules(rules)
+    a, b = _load(left, abstract=abstract), _load(right, abstract=abstract)
+    forced, notes = forced_pairs(parsed, a.records, b.records) if parsed else ([], [])
+    entries = diff_trees(
+        a.records, b.records, left_structure=a.structure, right_structure=b.structure, forced=forced,
+        rng_one_sided=not (a.form == b.form == "nnx"), sharding_one_sided=not (a.on_disk or b.on_disk),
+        values=(a.read, b.read) if values else None, tolerance=Tolerance(rtol=_tol(rtol), atol=_tol(atol)))
+    return DiffResult(a.spec, b.spec, tuple(entries), restore_between(a, b, entries), tuple(notes))
+
+
+def filter(obj: Any, text: str) -> FilterResult:  # noqa: A001 - the CLI's command name; left out of __all__
+    """The variables one NNX filter (typed as text, parsed, never run) selects."""
+    from inspector.filters import parse_filter
+    from inspector.splitmerge import select, subject_of_source
+
+    src = _load(obj)
+    subject = subject_of_source(src)
+    parsed = parse_filter(_text(text, "filter"), subject.variable_types, collections=subject.collections)
+    return FilterResult(src.spec, parsed, tuple(select(subject, parsed)))
+
+
+def split(obj: Any, filters: str | Sequence[str]) -> SplitResult:
+    """How ``nnx.split(model, *filters)`` groups a model (``"nnx.Param; ..."`` or a list of texts)."""
+    from inspector.filters import parse_filters
+    from inspector.splitmerge import split_groups, subject_of_source
+
+    if isinstance(filters, str):
+        text = filters
+    else:
+        texts = [_text(t, "filter") for t in filters]
+        if any(";" in t for t in texts):
+            raise InspectorError("a list of filters holds one filter per item; pass 'F1; F2' as one string instead")
+        text = "; ".join(texts)
+    src = _load(obj)
+    subject = subject_of_source(src)
+    parsed = parse_filters(_text(text, "filter"), subject.variable_types, collections=subject.collections)
+    return SplitResult(src.spec, tuple(parsed), split_groups(subject, parsed), splittable=subject.node is not None)
+
+
+def port(linen: Any, nnx: Any, *, rules: Rules = None, axis_rules: Any = None, rtol: float = 1e-5,
+         atol: float = 1e-5, train: bool = False, weights: Any = None) -> PortResult:
+    """Convert the Linen model's weights into (a copy of) the NNX model and compare their outputs.
+
+    ``linen`` needs example inputs: ``(linen_module, args, kwargs)`` or a spec such as
+    ``"sample:block:linen"``; ``nnx`` is an ``nnx.Module``, ``(module, args, kwargs)`` or a spec.
+    The NNX model passed in is not changed: the weights go into a clone.
+    """
+    from inspector.diffing import Tolerance
+    from loaders.porting import port_sources
+
+    _no_axis_rules(axis_rules)
+    if train:
+        raise InspectorError("train=True (the training-step check) is not available in this version")
+    if weights is not None:
+        raise InspectorError("weights= (trained Linen weights from a file) is not available in this version")
+    report, _ = port_sources(_load(linen), _load(nnx), rules=_rules(rules),
+                             tolerance=Tolerance(rtol=_tol(rtol), atol=_tol(atol)))
+    return PortResult(_spec(linen), _spec(nnx), report)
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+def _load(obj: Any, *, abstract: bool = False, values: bool = False):
+    if isinstance(obj, (str, os.PathLike)):
+        from loaders import load_source
+
+        return load_source(os.fspath(obj), abstract=abstract, values=values)
+    from loaders.live import load_object
+
+    return load_object(obj, abstract=abstract, values=values)
+
+
+def _spec(obj: Any) -> str:
+    from loaders.live import describe_object
+
+    return os.fspath(obj) if isinstance(obj, (str, os.PathLike)) else describe_object(obj)
+
+
+def _rules(rules: Rules):
+    from inspector.align.rules import parse_rules
+
+    if rules is None:
+        return None
+    if isinstance(rules, Mapping):
+        return parse_rules(json.dumps(rules), origin="rules")
+    if isinstance(rules, str) and rules.lstrip().startswith("{"):
+        return parse_rules(rules, origin="rules")
+    if isinstance(rules, (str, os.PathLike)):
+        path = os.fspath(rules)
+        try:
+            with open(path, encoding="utf-8") as f:
+                return parse_rules(f.read(), origin=path)
+        except OSError as err:
+            raise InspectorError(f"rules file {path!r} cannot be read: {err.strerror}; pass a path, "
+                                 "a JSON string or a dict") from None
+    raise InspectorError(f"rules must be a dict, a JSON string or a file path, not {type(rules).__name__}")
+
+
+def _no_axis_rules(axis_rules: Any) -> None:
+    if axis_rules is not None:
+        raise InspectorError("axis_rules is not available in this version")
+
+
+def _tol(value: Any) -> float:
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InspectorError(f"a tolerance must be a finite number ≥ 0, not {value!r}")
+    return float(value)
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InspectorError(f"a {what} is text such as 'nnx.Param', not {type(value).__name__}")
+    return value
+
+
+__all__ = ["diff", "port", "show", "split"]
