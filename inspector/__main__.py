@@ -128,31 +128,27 @@ def _add_format(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> No
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from inspector.report import records_table, show_json
+    from inspector.results import ShowResult
     from loaders import load_source
 
     src = load_source(args.source, abstract=args.abstract, values=args.values)
     stored = src.obj if src.on_disk else None
     _print_notes(src)
+    extra = {("checkpoint" if src.form == "checkpoint" else "file"): stored.to_json()} if stored else {}
+    result = ShowResult(src.spec, src.form, tuple(src.records), abstract=src.abstract, extra=extra,
+                        read=stored.describe() if stored else None)
     if args.format == "json":
-        extra = {("checkpoint" if src.form == "checkpoint" else "file"): stored.to_json()} if stored else {}
-        _print_json(show_json(src.spec, src.records, **extra))
+        _print_json(result.to_json())
     else:
-        print(f"{src.spec}  ({src.form}{', abstract' if src.abstract else ''})")
-        print(f"read: {stored.describe()}\n" if stored else "")
-        print(records_table(src.records))
-        if args.values:
-            from inspector.stats import stats_table
-
-            print("\n" + stats_table(src.records))
+        print(result.to_text())
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from inspector.align.rules import forced_pairs, parse_rules, rules_from_entries
-    from inspector.diff_report import diff_json, diff_markdown, diff_table
-    from inspector.diffing import Tolerance, diff_trees, summarize
+    from inspector.diffing import Tolerance, diff_trees
     from inspector.errors import InspectorError
+    from inspector.results import DiffResult
     from loaders import load_source
     from loaders.source import restore_between
 
@@ -175,21 +171,21 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.write_rules:
         found = [(e.left, e.right) for e in entries if e.left is not None and e.right is not None]
         _write_text(args.write_rules, json.dumps(rules_from_entries(found), indent=2) + "\n", "rules file")
-    extra = ({"rule_notes": notes} if notes else {}) | (restore.to_json() if restore else {})
+    result = DiffResult(left.spec, right.spec, tuple(entries), restore, tuple(notes))
     if args.format == "json":
-        _print_json(diff_json(left.spec, right.spec, entries, **extra))
+        _print_json(result.to_json())
     elif args.format == "markdown":
-        print(diff_markdown(left.spec, right.spec, entries, notes, restore), end="")
+        print(result.to_markdown(), end="")
     else:
-        print(diff_table(left.spec, right.spec, entries, restore))
-    return 1 if summarize(entries)["mismatches"] or (restore and restore.verdict == "fails") else 0
+        print(result.to_text())
+    return 0 if result.ok else 1
 
 
 def cmd_port(args: argparse.Namespace) -> int:
     from inspector.align.rules import parse_rules
     from inspector.diffing import Tolerance
     from inspector.errors import InspectorError
-    from inspector.port_report import port_json, port_table
+    from inspector.results import PortResult
     from loaders import load_source
     from loaders.porting import port_sources, write_state
 
@@ -200,11 +196,12 @@ def cmd_port(args: argparse.Namespace) -> int:
     target = load_source(args.nnx)
     report, state = port_sources(linen, target, rules=rules, tolerance=Tolerance(rtol=args.rtol, atol=args.atol))
     written = write_state(args.out, state, force=args.force) if args.out and state is not None else None
+    result = PortResult(linen.spec, target.spec, report, str(written) if written else None)
     if args.format == "json":
-        _print_json(port_json(linen.spec, target.spec, report, str(written) if written else None))
+        _print_json(result.to_json())
     else:
-        print(port_table(linen.spec, target.spec, report, str(written) if written else None))
-    return 0 if report.ok else 1
+        print(result.to_text())
+    return 0 if result.ok else 1
 
 
 def _read_text(path: str, what: str) -> str:
@@ -231,7 +228,7 @@ def _write_text(path: str, text: str, what: str) -> None:
 
 def cmd_filter(args: argparse.Namespace) -> int:
     from inspector.filters import parse_filter
-    from inspector.split_report import filter_json, filter_table
+    from inspector.results import FilterResult
     from inspector.splitmerge import select, subject_notes, subject_of_source
     from loaders import load_source
 
@@ -242,16 +239,17 @@ def cmd_filter(args: argparse.Namespace) -> int:
     records = select(subject, parsed)
     for note in [*subject_notes(subject), *parsed.notes]:
         print(f"note: {note}", file=sys.stderr)
+    result = FilterResult(src.spec, parsed, tuple(records))
     if args.format == "json":
-        _print_json(filter_json(src.spec, parsed, records))
+        _print_json(result.to_json())
     else:
-        print(filter_table(src.spec, parsed, records))
+        print(result.to_text())
     return 0
 
 
 def cmd_split(args: argparse.Namespace) -> int:
     from inspector.filters import parse_filters
-    from inspector.split_report import split_json, split_table
+    from inspector.results import SplitResult
     from inspector.splitmerge import split_groups, subject_notes, subject_of_source
     from loaders import load_source
 
@@ -262,10 +260,11 @@ def cmd_split(args: argparse.Namespace) -> int:
     split = split_groups(subject, filters)
     for note in dict.fromkeys([*subject_notes(subject), *(n for f in filters for n in f.notes)]):
         print(f"note: {note}", file=sys.stderr)
+    result = SplitResult(src.spec, tuple(filters), split, splittable=subject.node is not None)
     if args.format == "json":
-        _print_json(split_json(src.spec, filters, split))
+        _print_json(result.to_json())
     else:
-        print(split_table(src.spec, split, splittable=subject.node is not None))
+        print(result.to_text())
     return 0
 
 

@@ -33,7 +33,8 @@ def show(obj: Any, *, abstract: bool = False, values: bool = False) -> ShowResul
     src = _load(obj, abstract=abstract, values=values)
     stored = src.obj if src.on_disk else None
     extra = {("checkpoint" if src.form == "checkpoint" else "file"): stored.to_json()} if stored else {}
-    return ShowResult(src.spec, src.form, tuple(src.records), abstract=src.abstract, extra=extra)
+    return ShowResult(src.spec, src.form, tuple(src.records), abstract=src.abstract, extra=extra,
+                      read=stored.describe() if stored else None)
 
 
 def diff(left: Any, right: Any, *, values: bool = False, rules: Rules = None, axis_rules: Any = None,

@@ -54,9 +54,16 @@ class ShowResult:
     records: tuple[VariableRecord, ...]
     abstract: bool = False
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # "checkpoint"/"file" metadata
+    read: str | None = None  # what was read, for a checkpoint or weight file
 
     def to_text(self) -> str:
-        return f"{self.source}  ({self.form}{', abstract' if self.abstract else ''})\n\n" + records_table(self.records)
+        from inspector.stats import stats_table
+
+        text = f"{self.source}  ({self.form}{', abstract' if self.abstract else ''})\n"
+        text += (f"read: {self.read}\n\n" if self.read else "\n") + records_table(self.records)
+        if any(r.stats is not None for r in self.records):
+            text += "\n\n" + stats_table(self.records)
+        return text
 
     def to_json(self) -> dict[str, Any]:
         return show_json(self.source, self.records, **self.extra)
