@@ -119,7 +119,7 @@ class Report:
             lines.append(f"{reader:<24}{sum(c.values()):>7}{c['read']:>7}{c['refused']:>9}{c['failed']:>8}")
         lines.append(f"{len(self.failures)} failure(s) in {self.seconds:.0f} s")
         for mutation, command, why in self.failures:
-            lines.append(f"\nFAIL {mutation.case} [{command}] {mutation.text()}\n  {why.strip()[:1500]}\n"
+            lines.append(f"\nFAIL {mutation.case} [{command}] {mutation.text()}\n  {why.strip()[-1500:]}\n"
                          f"  replay: python -m tests.fuzz --replay {mutation.case}")
         return "\n".join(lines)
 
