@@ -8,8 +8,10 @@ nothing a spec names is imported or called. (Filter expressions: tests/test_filt
 from __future__ import annotations
 
 import json
+import re
 import sys
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -87,3 +89,27 @@ def test_any_spec_parses_or_says_why_and_imports_nothing(tmp_path_factory, text)
         assert spec.kind in ("sample", "file", "module", "checkpoint", "weights")
         assert spec.text == text.strip()
     assert set(sys.modules) == modules
+
+
+# What the Hypothesis tests above found, pinned as plain cases.
+FOUND = {
+    "rename-null": (lambda: parse_rules('{"rename": null}', origin="r.json"), RulesError,
+                    "'rename' must be a list of"),
+    "rename-number": (lambda: parse_rules('{"rename": 5}', origin="r.json"), RulesError, "got int"),
+    "json-nested-deeply": (lambda: parse_rules("[" * 100_000, origin="r.json"), RulesError, "nested too deeply"),
+    "spec-name-too-long": (lambda: parse_spec("a" * 300), SourceError, "does not exist"),
+}
+
+
+@pytest.mark.parametrize("call,error,message", FOUND.values(), ids=FOUND)
+def test_found_by_hypothesis(call, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        call()
+
+
+@pytest.mark.parametrize("spec,message", [("a" * 300 + ".safetensors", "cannot be opened: File name too long"),
+                                          ("model\x00.npz", "does not exist"), ("a" * 300, "does not exist")],
+                         ids=["long-weight-file-name", "nul-byte", "long-name"])
+def test_names_the_system_refuses_are_one_error_line(cli, spec, message):
+    code, out, err = cli("show", spec)
+    assert code == 2 and err.count("error:") == 1 and message in err.strip().splitlines()[-1], err
