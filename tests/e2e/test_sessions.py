@@ -71,12 +71,27 @@ async def settle(page) -> None:
     await page.wait_for_selector(IDLE, timeout=WAIT)
 
 
+async def until(page, ready, what: str) -> str:
+    """The main area's text once the app is idle and ``ready(text)`` holds (an idle flag alone can be
+    the page before the rerun a click asked for)."""
+    deadline = time.monotonic() + WAIT / 1000
+    while True:
+        await settle(page)
+        text = await page.locator('[data-testid="stMain"]').inner_text()
+        if ready(text):
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {WAIT / 1000:.0f} s for {what}; the page says:\n{text[:2000]}")
+        await asyncio.sleep(0.5)
+
+
 async def pick(page, index: int, spec: str) -> None:
     box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(index)
     await box.locator("input").click()
     await page.keyboard.type(spec)
     await page.keyboard.press("Enter")
-    await settle(page)
+    side = ("left", "right")[index]
+    await until(page, lambda text: f"{side}: {spec}" in text, f"{side} source {spec}")
 
 
 async def main_text(page) -> str:
@@ -98,15 +113,15 @@ async def session(browser, url: str, sample: str) -> dict[str, str]:
         texts = {"browse": await main_text(page)}
         for title, key in (("Diff", "diff"), ("Filters & split", "filters"), ("Port check", "port")):
             await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-            await settle(page)
+            before = await until(page, lambda text, title=title: text.startswith(title + "\n"), f"page {title}")
             if key == "filters":
                 box = page.get_by_label("Filter", exact=True)
                 await box.fill(FILTER)
                 await box.press("Enter")
-                await settle(page)
+                await until(page, lambda text: "nnx.state(model, " in text, "the filter's result")
             if key == "port":
                 await page.get_by_role("button", name="Run port check").click()
-                await settle(page)
+                await until(page, lambda text, before=before: len(text) > len(before) + 20, "the port check")
             texts[key] = await main_text(page)
         return texts
     finally:
