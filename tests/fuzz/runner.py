@@ -114,9 +114,10 @@ class Report:
         self.counts.setdefault(reader, Counter())[outcome] += 1
 
     def text(self) -> str:
-        lines = [f"{'reader':<24}{'cases':>7}{'read':>7}{'refused':>9}{'failed':>8}"]
+        lines = [f"{'reader':<24}{'cases':>7}{'read':>7}{'refused':>9}{'failed':>8}   refusals naming the damaged file"]
         for reader, c in self.counts.items():
-            lines.append(f"{reader:<24}{sum(c.values()):>7}{c['read']:>7}{c['refused']:>9}{c['failed']:>8}")
+            cases = c["read"] + c["refused"] + c["failed"]
+            lines.append(f"{reader:<24}{cases:>7}{c['read']:>7}{c['refused']:>9}{c['failed']:>8}   {c['names_file']}")
         lines.append(f"{len(self.failures)} failure(s) in {self.seconds:.0f} s")
         for mutation, command, why in self.failures:
             lines.append(f"\nFAIL {mutation.case} [{command}] {mutation.text()}\n  {why.strip()[-1500:]}\n"
@@ -144,7 +145,7 @@ def run_cases(work: Path, cases: list[tuple[str, int, int]], *, budget: float | 
             damaged = apply_mutation(mutation, src, dst)
             before = (snapshot(src), snapshot(dst))
             spec, good = dst / p.spec, src / p.spec
-            outcome = "read"
+            outcome, named = "read", False
             for command, argv in (("show", ["show", str(spec), "--values", "--format", "json"]),
                                   ("diff", ["diff", str(spec), str(good), "--values", "--format", "json"])):
                 answer = worker.run(argv)
@@ -157,6 +158,9 @@ def run_cases(work: Path, cases: list[tuple[str, int, int]], *, budget: float | 
                     break
                 if answer.get("code") == 2:
                     outcome = "refused"
+                    named = damaged.name in answer["err"].strip().splitlines()[-1]
+            if outcome == "refused" and named:
+                report.add(reader, "names_file")
             report.add(reader, outcome)
             if verbose:
                 print(f"{mutation.case:<32} {outcome:<8} {mutation.text()}", flush=True)
