@@ -119,6 +119,13 @@ class _BoundedOutput(io.TextIOBase):
     def flush(self) -> None:
         self.target.flush()
 
+    def fileno(self) -> int:  # for code that asks (isatty checks, faulthandler): the real stderr's
+        return self.target.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.target, "encoding", "utf-8")
+
 
 @contextlib.contextmanager
 def user_code(spec: str, file: str | None) -> Iterator[None]:
