@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench fuzz clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ test: lint
 
 bench: setup
 	$(PY) -m bench
+
+# The long mode of the weight-file fuzzer (tests/fuzz): 400 damaged copies per reader.
+fuzz: setup
+	$(PY) -m tests.fuzz --long
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache artifacts

@@ -22,7 +22,6 @@ import difflib
 import functools
 import keyword
 import re
-import warnings
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -42,6 +41,7 @@ from inspector.filter_text import (
     top_level_semicolons,
 )
 from inspector.kinds import kind_of_collection
+from inspector.process_state import ignoring_warnings
 
 __all__ = ["MAX_CHARS", "MAX_DEPTH", "MAX_DIGITS", "FilterSyntaxError", "ParsedFilter", "collection_class_name",
            "nnx_variable_types", "parse_filter", "parse_filters"]
@@ -155,8 +155,9 @@ class _Reader:
 
     def _ast(self) -> ast.Expression:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # e.g. invalid escapes in a tag: not the user's problem here
+            # e.g. invalid escapes in a tag: not the user's problem here (warnings the parser raises
+            # come from module '<unknown>'; other threads' warnings stay as they are)
+            with ignoring_warnings(Warning, module="<unknown>"):
                 tree = ast.parse(self.piece, mode="eval")
         except SyntaxError as err:
             offset = self._offset_of_syntax_error(err)

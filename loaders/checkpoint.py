@@ -18,8 +18,7 @@ import dataclasses
 import gc
 import json
 import sys
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import jax
 import numpy as np
 
 from inspector.errors import CheckpointError, InspectorError
+from inspector.process_state import ignoring_warnings, while_active
 from inspector.records import Path as VarPath
 from inspector.records import VariableRecord, format_path
 from inspector.stats import records_with_stats
@@ -198,22 +198,33 @@ def read_stored(checkpoint: Checkpoint, leaf: StoredLeaf, *, name: str | None = 
 def quiet_orbax() -> Iterator[None]:
     """Keep Orbax's noise off the user's screen for one call: absl warnings, its UserWarnings, and
     the "Exception ignored in coroutine" reports a failed read leaves for the garbage collector."""
-    hook = sys.unraisablehook
-
-    def drop_orbax(report: Any) -> None:
-        if "orbax" not in repr(report.object) and "orbax" not in str(report.exc_value):
-            hook(report)
-
-    sys.unraisablehook = drop_orbax
-    try:
-        with quiet_logs(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"orbax\.")
+    with _dropping_orbax_reports(), quiet_logs(), ignoring_warnings(UserWarning, module=r"orbax\."):
+        try:
             yield
-    except BaseException:
-        gc.collect()  # a failed read leaves coroutines behind: collect them while they are muted
-        raise
-    finally:
-        sys.unraisablehook = hook
+        except BaseException:
+            gc.collect()  # a failed read leaves coroutines behind: collect them while they are muted
+            raise
+
+
+_HOOKS: list[Callable[[Any], None]] = []
+
+
+def _dropping_orbax_reports() -> contextlib.AbstractContextManager[None]:
+    """``sys.unraisablehook`` without Orbax's reports while any thread reads a checkpoint."""
+    def install() -> None:
+        hook = sys.unraisablehook
+        _HOOKS.append(hook)
+
+        def drop_orbax(report: Any) -> None:
+            if "orbax" not in repr(report.object) and "orbax" not in str(report.exc_value):
+                hook(report)
+
+        sys.unraisablehook = drop_orbax
+
+    def uninstall() -> None:
+        sys.unraisablehook = _HOOKS.pop()
+
+    return while_active("orbax-unraisable", install, uninstall)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import CheckpointError
+from inspector.process_state import while_active
 
 METADATA = "_METADATA"
 CHECKPOINT_METADATA = "_CHECKPOINT_METADATA"
@@ -122,12 +123,17 @@ def list_steps(root: str | Path) -> list[StepInfo]:
 def quiet_logs() -> Iterator[None]:
     """Silence Orbax's absl warnings (``read_only=True, setting create=False`` ...) for a call."""
     logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
+
+    def install() -> None:
+        _ABSL_LEVELS.append(logger.level)
+        logger.setLevel(logging.ERROR)
+
+    # the first thread in lowers the level, the last one out restores it (threads overlap in the app)
+    with while_active("absl-quiet", install, lambda: logger.setLevel(_ABSL_LEVELS.pop())):
         yield
-    finally:
-        logger.setLevel(level)
+
+
+_ABSL_LEVELS: list[int] = []
 
 
 def _check_usable(path: Path) -> None:

@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import io
 import sys
 import threading
 import traceback
@@ -31,6 +32,8 @@ from types import ModuleType
 from typing import Any
 
 from inspector.errors import InspectorError, SourceError, UserCodeError, did_you_mean
+
+_SIBLINGS_LOCK = threading.RLock()  # user code runs one at a time: it may touch sys.path and stdout
 
 
 def load_file_factory(path: str, attr: str, *, spec: str) -> tuple[Callable[[], Any], ModuleType]:
@@ -93,21 +96,61 @@ def _factory(module: ModuleType, attr: str, *, spec: str, where: str) -> Callabl
     return factory
 
 
+OUTPUT_LIMIT = 64 * 1024  # characters of a model's own output shown per run; the rest is counted
+
+
+class _BoundedOutput(io.TextIOBase):
+    """Passes the first ``limit`` characters written to ``target``, then only counts them."""
+
+    def __init__(self, target: Any, limit: int = OUTPUT_LIMIT) -> None:
+        self.target, self.left, self.dropped = target, limit, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        shown = text[:max(self.left, 0)]
+        if shown:
+            self.target.write(shown)
+        self.left -= len(shown)
+        self.dropped += len(text) - len(shown)
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def fileno(self) -> int:  # for code that asks (isatty checks, faulthandler): the real stderr's
+        return self.target.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.target, "encoding", "utf-8")
+
+
 @contextlib.contextmanager
 def user_code(spec: str, file: str | None) -> Iterator[None]:
-    """Run user code: stdout goes to stderr; an exception becomes a ``UserCodeError``.
+    """Run user code: what it prints goes to stderr, cut at ``OUTPUT_LIMIT`` characters; an
+    exception, ``SystemExit`` (``sys.exit``) or ``KeyboardInterrupt`` it raises becomes a
+    ``UserCodeError``, so one bad model never ends the command line's run or an app session.
 
-    With ``file``, the file's folder is on ``sys.path`` meanwhile (``sibling_imports``).
+    Runs are serialized: ``sys.stdout``/``sys.stderr`` and ``sys.path`` belong to the whole
+    process. With ``file``, the file's folder is on ``sys.path`` meanwhile (``sibling_imports``).
+    ``os._exit`` and native crashes cannot be caught.
     """
     siblings = sibling_imports(Path(file).resolve().parent) if file else contextlib.nullcontext()
-    try:
-        with siblings, contextlib.redirect_stdout(sys.stderr):
-            yield
-    except InspectorError:
-        raise
-    except (Exception, SystemExit) as err:  # user code may raise anything, even SystemExit
-        raise UserCodeError(f"source {spec!r} failed: {_where(err, file)}; fix the model code "
-                            "(the command line's --traceback shows the whole traceback)") from err
+    with _SIBLINGS_LOCK:
+        output = _BoundedOutput(sys.stderr)
+        try:
+            with siblings, contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+                yield
+        except InspectorError:
+            raise
+        except (Exception, SystemExit, KeyboardInterrupt) as err:  # user code may raise anything
+            raise UserCodeError(f"source {spec!r} failed: {_where(err, file)}; fix the model code "
+                                "(the command line's --traceback shows the whole traceback)") from err
+        finally:
+            if output.dropped:
+                print(f"[{output.dropped:,} more characters printed by {spec!r} not shown]", file=sys.stderr)
 
 
 def _where(err: BaseException, file: str | None) -> str:
@@ -120,10 +163,9 @@ def _where(err: BaseException, file: str | None) -> str:
         mine = [f for f in frames if "site-packages" not in f.filename and
                 not f.filename.startswith(str(Path(__file__).resolve().parent.parent))]
     head = f"{Path(mine[-1].filename).name}:{mine[-1].lineno}: " if mine else ""
-    return f"{head}{type(err).__name__}: {err}"
+    return f"{head}{type(err).__name__}" + (f": {err}" if str(err) else "")
 
 
-_SIBLINGS_LOCK = threading.RLock()
 _ACTIVE: list[str] = []  # folders on sys.path now, innermost last
 _KEPT: dict[str, dict[str, ModuleType]] = {}  # per folder: its sibling modules, out of sys.modules
 

@@ -58,7 +58,7 @@ def parse_spec(text: str, *, base: str | None = None) -> SourceSpec:
     Relative paths are looked up under ``base`` (default: the working directory).
     """
     text = text.strip()
-    at = (lambda p: Path(base) / p) if base else Path
+    at = (lambda p: _Probe(Path(base) / p)) if base else (lambda p: _Probe(Path(p)))
     if not text:
         raise SourceError(f"empty source: {SPEC_HELP}")
     if text.startswith("sample:"):
@@ -87,6 +87,28 @@ def parse_spec(text: str, *, base: str | None = None) -> SourceSpec:
         raise SourceError(f"source {text!r} is a file this tool does not read: expected {KNOWN}, "
                           "or 'path/to/file.py:FACTORY'")
     raise SourceError(f"source {text!r} is not understood: {SPEC_HELP}")
+
+
+class _Probe:
+    """``is_dir``/``is_file``/``exists`` that say False for a name the OS refuses (too long, NUL)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _ask(self, question: str) -> bool:
+        try:
+            return getattr(self.path, question)()
+        except (OSError, ValueError):
+            return False
+
+    def is_dir(self) -> bool:
+        return self._ask("is_dir")
+
+    def is_file(self) -> bool:
+        return self._ask("is_file")
+
+    def exists(self) -> bool:
+        return self._ask("exists")
 
 
 def _parse_sample(text: str) -> SourceSpec:

@@ -39,6 +39,9 @@ def parse_rules(text: str, *, origin: str = "rules") -> Rules:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise RulesError(f"{origin}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    except RecursionError:
+        raise RulesError(f"{origin}: nested too deeply to be a rules file; expected "
+                         "{\"rename\": [[\"<regex>\", \"<replacement>\"]], \"pairs\": {...}}") from None
     if not isinstance(data, dict):
         raise RulesError(f"{origin}: expected a JSON object with keys 'rename' and 'pairs', "
                          f"got {type(data).__name__}")
@@ -47,13 +50,17 @@ def parse_rules(text: str, *, origin: str = "rules") -> Rules:
         raise RulesError(f"{origin}: unknown key(s) {', '.join(map(repr, unknown))}; "
                          "a rules file has only 'rename' and 'pairs'")
     renames = []
+    if not isinstance(data.get("rename", []), list):
+        raise RulesError(f"{origin}: 'rename' must be a list of [\"<regex>\", \"<replacement>\"], "
+                         f"got {type(data['rename']).__name__}")
     for i, item in enumerate(data.get("rename", [])):
         if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
             raise RulesError(f"{origin}: rename[{i}] must be [\"<regex>\", \"<replacement>\"], got {item!r}")
         try:
             renames.append((re.compile(item[0]), item[1]))
-        except re.error as err:
-            raise RulesError(f"{origin}: rename[{i}]: bad regular expression {item[0]!r}: {err}") from None
+        except (re.error, RecursionError, OverflowError) as err:
+            raise RulesError(f"{origin}: rename[{i}]: bad regular expression {item[0]!r}: "
+                             f"{err or type(err).__name__}") from None
     pairs = data.get("pairs", {})
     if not isinstance(pairs, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                               for k, v in pairs.items()):

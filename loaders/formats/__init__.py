@@ -55,9 +55,13 @@ def format_of_name(name: str) -> str | None:
 def open_weight_file(file: Path) -> WeightFile:
     """Open a weight file by its name's format; raises ``WeightFileError`` for anything unreadable."""
     kind = format_of_name(file.name)
-    if not file.exists():
+    try:
+        exists, is_dir = file.exists(), file.is_dir()
+    except OSError as err:  # a name the system refuses (too long, a loop of links)
+        raise WeightFileError(f"weight file {str(file)!r} cannot be opened: {err.strerror}") from None
+    if not exists:
         raise WeightFileError(f"weight file {str(file)!r} does not exist; check the path")
-    if file.is_dir():
+    if is_dir:
         raise WeightFileError(f"{str(file)!r} is a folder; name it without a file format to read it as one")
     if kind == "msgpack":
         from loaders.formats.msgpack_file import open_msgpack

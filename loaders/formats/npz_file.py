@@ -65,6 +65,9 @@ def npz_arrays(file: Path) -> tuple[dict[str, StoredArray], list[str]]:
                 raise WeightFileError(f"{where}: the zip holds two members named {twice!r}; cannot tell which is "
                                       "meant")
             for info in infos:
+                if not info.filename:
+                    raise WeightFileError(f"{where}: a member of the zip directory has an empty name (at byte "
+                                          f"{info.header_offset}): the file is damaged")
                 if info.is_dir():
                     continue
                 if not info.filename.endswith(".npy"):
