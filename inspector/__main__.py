@@ -86,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--force", action="store_true", help="replace an existing --out directory")
     port.add_argument("--atol", type=_tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     port.add_argument("--rtol", type=_tolerance, default=1e-5, help="relative tolerance (default 1e-5)")
+    train = port.add_argument_group("training-step check (--train)")
+    train.add_argument("--train", action="store_true",
+                       help="also run training steps on both sides (dropout off) and compare loss, gradients, "
+                            "state and the weights after the steps")
+    train.add_argument("--loss", choices=("mean_square", "sum_square"), default="mean_square",
+                       help="label-free loss over the float outputs: Σ mean(leaf²) (default) or Σ sum(leaf²)")
+    train.add_argument("--steps", type=_positive_int, default=1, help="plain SGD steps before the weights are "
+                                                                     "compared (default 1)")
+    train.add_argument("--lr", type=_tolerance, default=1e-2, help="SGD learning rate (default 1e-2)")
+    train.add_argument("--train-arg", action="append", default=[], metavar="NAME=JSON",
+                       help="how to put the Linen model in training mode when its flag is not named train, "
+                            "training or deterministic (repeatable), e.g. is_training=true")
     port.set_defaults(func=cmd_port)
 
     steps = commands.add_parser("steps", help="list the steps of a CheckpointManager directory (with their items) "
@@ -106,6 +118,16 @@ def _tolerance(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a tolerance: give a finite number ≥ 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
 
 
@@ -190,21 +212,31 @@ def cmd_port(args: argparse.Namespace) -> int:
     from inspector.diffing import Tolerance
     from inspector.errors import InspectorError
     from inspector.port_report import port_json, port_table
+    from inspector.training import parse_train_args
     from loaders import load_source
-    from loaders.porting import port_sources, write_state
+    from loaders.porting import port_sources, train_sources, write_state
 
     if args.abstract:
         raise InspectorError("the port check runs both models: it needs concrete sources, drop --abstract")
     rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
     linen = load_source(args.linen)
     target = load_source(args.nnx)
-    report, state = port_sources(linen, target, rules=rules, tolerance=Tolerance(rtol=args.rtol, atol=args.atol))
+    train_args = parse_train_args(args.train_arg) if args.train else None
+    tolerance = Tolerance(rtol=args.rtol, atol=args.atol)
+    report, state = port_sources(linen, target, rules=rules, tolerance=tolerance)
+    trained = None
+    if args.train:
+        trained = train_sources(linen, target, report, state, tolerance=tolerance, loss=args.loss,
+                                steps=args.steps, lr=args.lr, train_args=train_args)
     written = write_state(args.out, state, force=args.force) if args.out and state is not None else None
     if args.format == "json":
-        _print_json(port_json(linen.spec, target.spec, report, str(written) if written else None))
+        data = port_json(linen.spec, target.spec, report, str(written) if written else None, trained)
+        if args.train and trained is None:
+            data["train"] = None  # refused: there is no converted model to train
+        _print_json(data)
     else:
-        print(port_table(linen.spec, target.spec, report, str(written) if written else None))
-    return 0 if report.ok else 1
+        print(port_table(linen.spec, target.spec, report, str(written) if written else None, trained))
+    return 0 if report.ok and (trained is None or trained.ok) and not (args.train and trained is None) else 1
 
 
 def _read_text(path: str, what: str) -> str:
