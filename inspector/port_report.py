@@ -33,9 +33,13 @@ def train_verdict(trained: TrainReport) -> str:
         return (f"TRAINS THE SAME: loss, {len(trained.gradients)} gradient(s), {len(trained.state)} state "
                 f"variable(s) and the weights after {trained.steps} SGD step(s) agree")
     differ = trained.differing()
+    counts = [f"{n} {label}" for n, label in (
+        (sum(1 for d in trained.gradients if not d.allclose), "gradient(s)"),
+        (sum(1 for d in trained.state if not d.allclose), "state variable(s)"),
+        (sum(1 for d in trained.weights if not d.allclose), f"weight(s) after {trained.steps} step(s)")) if n]
+    parts = (["the loss"] if not trained.loss.allclose else []) + counts
     what = ", ".join(f"{section} {d.path}" for section, d in differ[:3]) + (" …" if len(differ) > 3 else "")
-    loss = "" if trained.loss.allclose else "the loss, "
-    return f"TRAINS DIFFERENTLY: {loss}{len(differ)} variable(s) differ" + (f" ({what})" if what else "")
+    return f"TRAINS DIFFERENTLY: {', '.join(parts)} differ" + (f"; largest: {what}" if what else "")
 
 
 def train_table(trained: TrainReport) -> str:
@@ -44,6 +48,8 @@ def train_table(trained: TrainReport) -> str:
              f"max_abs {trained.loss.max_abs:.3g}" + ("" if trained.loss.allclose else "  DIFFERS")]
     for title, diffs in (("gradients", trained.gradients), ("state after the step", trained.state),
                          (f"weights after {trained.steps} SGD step(s), lr={trained.lr:g}", trained.weights)):
+        if not diffs:
+            continue
         bad = sorted((d for d in diffs if not d.allclose), key=lambda d: -d.max_abs)
         lines.append(f"{title}: {len(diffs) - len(bad)} of {len(diffs)} agree")
         if not bad:

@@ -72,6 +72,7 @@ def check_training(linen: LinenExample, variables: Mapping[str, Any], model: nnx
                      "drawn by hand (jax.random with make_rng) is not switched off like nn.Dropout, so the "
                      "differences may come from it")
     elif not report.loss.allclose:
-        notes.append("the training-mode losses differ although nn.Dropout/nnx.Dropout are switched off; "
-                     "dropout written by hand with jax.random inside the NNX model is not caught")
+        notes.append("the training-mode losses differ; nn.Dropout and nnx.Dropout are switched off on both "
+                     "sides, dropout written by hand with jax.random is not: if the NNX model has some, part "
+                     "of the difference may come from it")
     return TrainReport(report.loss, report.gradients, report.state, report.weights, steps, lr, loss, tuple(notes))
