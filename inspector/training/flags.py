@@ -107,5 +107,6 @@ def _var_kwargs(params: Mapping[str, inspect.Parameter]) -> str:
 def missing_flag_error(module: nn.Module, layers: Sequence[str]) -> PortError:
     shown = ", ".join(layers[:3]) + (f" and {len(layers) - 3} more" if len(layers) > 3 else "")
     return PortError(f"{type(module).__name__} uses {shown}, but its train flag cannot be found: no call "
-                     f"argument or attribute named train, training or deterministic; say how to put it in training "
-                     "mode with --train-arg NAME=JSON (repeatable), e.g. --train-arg is_training=true")
+                     "argument or attribute named train, training or deterministic; say how to put it in training "
+                     "mode with --train-arg NAME=JSON (repeatable; in the app, the train flags box), "
+                     "e.g. --train-arg is_training=true")
