@@ -52,6 +52,7 @@ def test_ports_exact_in_inference_but_wrong_in_training_are_caught(cli, port, lo
     assert {d["path"] for d in train["gradients"]} == ALL_GRADS
     differing = [d for d in train["gradients"] + train["state"] if not d["allclose"]]
     assert all(d["max_abs"] > 1e-3 for d in differing)
+    assert any("__call__ takes train" in n for n in train["notes"]) is (port == "linen_flag")
     firsts = [d["max_abs"] for d in train["gradients"]][:len(gradients)]
     assert firsts == sorted(firsts, reverse=True)  # what differs first, largest first
 

@@ -9,6 +9,7 @@ every non-parameter state and the weights after the steps.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -75,4 +76,16 @@ def check_training(linen: LinenExample, variables: Mapping[str, Any], model: nnx
         notes.append("the training-mode losses differ; nn.Dropout and nnx.Dropout are switched off on both "
                      "sides, dropout written by hand with jax.random is not: if the NNX model has some, part "
                      "of the difference may come from it")
+    flags = _nnx_call_flags(model)
+    if flags and not report.ok:
+        notes.append(f"the NNX model's __call__ takes {', '.join(flags)}: model.train() sets module attributes, "
+                     "not call arguments, so a layer wired to that argument stays in inference mode here")
     return TrainReport(report.loss, report.gradients, report.state, report.weights, steps, lr, loss, tuple(notes))
+
+
+def _nnx_call_flags(model: nnx.Module) -> list[str]:
+    try:
+        params = inspect.signature(model.__call__).parameters
+    except (TypeError, ValueError):
+        return []
+    return [name for name in params if name in TRAIN_FLAGS or name in ("use_running_average", "is_training")]
