@@ -407,11 +407,12 @@ def weights_msgpack(case: Case) -> Workload:
 def port_train(case: Case) -> Workload:
     """``port --train``'s training check against the train steps a user writes by hand for both sides.
 
-    Both sides start from the same converted weights (the port check is set-up, not timed) and jit
-    their steps afresh on every call, as the CLI does once per run: ours is one Linen and one NNX
-    ``value_and_grad`` step plus the SGD update, then every gradient, state and weight mapped
-    through the alignment and compared; the reference is a jitted Linen ``jax.value_and_grad`` step
-    and an ``nnx.jit``/``nnx.value_and_grad`` step with the same SGD update, compared with nothing.
+    Both sides start from the same converted weights (the port check is set-up, not timed) and do
+    one step on each side as one CLI run does: ours runs a Linen and an NNX ``value_and_grad`` step
+    op by op (``EAGER_STEPS``) plus the SGD update, then maps every gradient, state and weight
+    through the alignment and compares them; the reference is the step a user writes, a jitted
+    Linen ``jax.value_and_grad`` step and an ``nnx.jit``/``nnx.value_and_grad`` step with the same
+    SGD update, compiled afresh on every call and compared with nothing.
     """
     import jax
     import jax.numpy as jnp

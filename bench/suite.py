@@ -129,8 +129,9 @@ MEASURES: tuple[Measure, ...] = (
     Measure("port-train", "training-step check (`port --train`, after the conversion)", "port-train", "handwritten",
             "a jitted Linen `jax.value_and_grad` step and an `nnx.jit` `nnx.value_and_grad` step, SGD update",
             growth=True,
-            context="both compile their steps on every call, as one CLI run does; ours also maps every "
-                    "gradient, state and weight through the alignment and compares them"),
+            context="one step as one CLI run does it: the reference compiles its jitted steps, ours runs "
+                    "them op by op (compiling a whole model's step costs more on CPU than running it once) "
+                    "and also maps every gradient, state and weight through the alignment and compares them"),
     Measure("app", "app first render (AppTest, cold)", "app", "streamlit",
             "a page that only imports jax and flax",
             context="both scripts import jax and flax; the difference is the app's own work: building the "

@@ -28,6 +28,9 @@ from inspector.example import Inputs
 from inspector.normalize import flatten_variables
 
 LOSSES = ("mean_square", "sum_square")
+# Up to this many steps run op by op: compiling a whole model's training step costs far more on CPU
+# than running it a few times (bench ``port-train``); longer runs compile the step once.
+EAGER_STEPS = 3
 _NOT_STATE = frozenset({"intermediates", "perturbations"})
 
 
@@ -57,6 +60,10 @@ def loss_of(output: Any, kind: str) -> jax.Array:
         raise PortError("the model's output has no float array to build a loss from; the training check "
                         "needs a float output (logits, activations)")
     return sum(reduce(jnp.square(x.astype(jnp.promote_types(x.dtype, jnp.float32)))) for x in leaves)
+
+
+def _compiled(fn: Callable, steps: int) -> Callable:
+    return jax.jit(fn) if steps > EAGER_STEPS else fn
 
 
 def _keyed(tree: Any) -> dict[tuple, np.ndarray]:
@@ -111,7 +118,7 @@ def train_linen(module: nn.Module, variables: Mapping[str, Any], inputs: Inputs,
         out, updates = out if mutable else (out, {})
         return loss_of(out, loss), (updates, out)
 
-    step = jax.jit(jax.value_and_grad(forward, has_aux=True))
+    step = _compiled(jax.value_and_grad(forward, has_aux=True), steps)
     key = jax.random.key(0)
     try:
         (value, (updates, out)), grads = step(params, rest, key)
@@ -151,7 +158,7 @@ def train_nnx(model: nnx.Module, inputs: Inputs, *, capture: tuple = (), loss: s
         _, _, new_rest = nnx.split(m, nnx.Param, ...)
         return loss_of(out, loss), new_rest
 
-    step = jax.jit(jax.value_and_grad(forward, has_aux=True))
+    step = _compiled(jax.value_and_grad(forward, has_aux=True), steps)
     (value, new_rest), grads = step(params, rest)
     first = StepResult(float(value), _keyed(grads), _keyed(new_rest), {})
     for i in range(steps):
