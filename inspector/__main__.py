@@ -90,11 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train", action="store_true",
                        help="also run training steps on both sides (dropout off) and compare loss, gradients, "
                             "state and the weights after the steps")
-    train.add_argument("--loss", choices=("mean_square", "sum_square"), default="mean_square",
+    train.add_argument("--loss", choices=("mean_square", "sum_square"), default=None,
                        help="label-free loss over the float outputs: Σ mean(leaf²) (default) or Σ sum(leaf²)")
-    train.add_argument("--steps", type=_positive_int, default=1, help="plain SGD steps before the weights are "
+    train.add_argument("--steps", type=_positive_int, default=None, help="plain SGD steps before the weights are "
                                                                      "compared (default 1)")
-    train.add_argument("--lr", type=_tolerance, default=1e-2, help="SGD learning rate (default 1e-2)")
+    train.add_argument("--lr", type=_tolerance, default=None, help="SGD learning rate (default 1e-2)")
     train.add_argument("--train-arg", action="append", default=[], metavar="NAME=JSON",
                        help="how to put the Linen model in training mode when its flag is not named train, "
                             "training or deterministic (repeatable), e.g. is_training=true")
@@ -218,16 +218,21 @@ def cmd_port(args: argparse.Namespace) -> int:
 
     if args.abstract:
         raise InspectorError("the port check runs both models: it needs concrete sources, drop --abstract")
+    given = [f"--{n.replace('_', '-')}" for n in ("loss", "steps", "lr", "train_arg")
+             if getattr(args, n) not in (None, [])]
+    if given and not args.train:
+        raise InspectorError(f"{', '.join(given)} only apply to the training check: add --train")
+    train_args = parse_train_args(args.train_arg) if args.train else None
     rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
     linen = load_source(args.linen)
     target = load_source(args.nnx)
-    train_args = parse_train_args(args.train_arg) if args.train else None
     tolerance = Tolerance(rtol=args.rtol, atol=args.atol)
     report, state = port_sources(linen, target, rules=rules, tolerance=tolerance)
     trained = None
     if args.train:
-        trained = train_sources(linen, target, report, state, tolerance=tolerance, loss=args.loss,
-                                steps=args.steps, lr=args.lr, train_args=train_args)
+        trained = train_sources(linen, target, report, state, tolerance=tolerance, loss=args.loss or "mean_square",
+                                steps=args.steps or 1, lr=args.lr if args.lr is not None else 1e-2,
+                                train_args=train_args)
     written = write_state(args.out, state, force=args.force) if args.out and state is not None else None
     if args.format == "json":
         data = port_json(linen.spec, target.spec, report, str(written) if written else None, trained)

@@ -118,6 +118,16 @@ def test_bad_train_arg_exits_2(cli, arg, message):
     assert code == 2 and out == "" and message in err.strip().splitlines()[-1]
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["--steps", "3"], "--steps only apply to the training check: add --train"),
+    (["--train", "--steps", "0"], "must be at least 1"),
+    (["--train", "--loss", "l1"], "invalid choice: 'l1'"),
+], ids=["steps-without-train", "zero-steps", "unknown-loss"])
+def test_bad_training_options_exit_2(cli, argv, message):
+    code, out, err = cli("port", f"{M}:classifier", f"{M}:classifier_port", *argv)
+    assert code == 2 and out == "" and message in err.strip().splitlines()[-1]
+
+
 def test_hand_written_dropout_is_named_in_a_note(cli):
     code, data = _train(cli, "noisy", "noisy_port")
     assert code == 1 and data["match"] and not data["train"]["loss"]["allclose"]
