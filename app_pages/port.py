@@ -7,7 +7,8 @@ from pathlib import Path
 import streamlit as st
 
 from inspector.errors import InspectorError, PortError
-from inspector.port_report import verdict
+from inspector.port_report import train_verdict, verdict
+from inspector.training import LOSSES
 from loaders.porting import write_state
 from ui import compare, sources
 from ui.text import plain
@@ -24,6 +25,19 @@ if left is None or right is None:
 cols = st.columns(2)
 atol = cols[0].number_input("atol", value=1e-5, format="%g", key="port_atol")
 rtol = cols[1].number_input("rtol", value=1e-5, format="%g", key="port_rtol")
+with_train = st.toggle("Also check a training step", key="port_train",
+                       help="Runs training steps on both sides from the converted weights (dropout off on both) "
+                            "and compares the loss, every gradient, the state after the step (BatchNorm "
+                            "statistics, counters) and the weights after the SGD steps.")
+if with_train:
+    tcols = st.columns(3)
+    loss = tcols[0].selectbox("Loss (no labels needed)", LOSSES, key="port_loss",
+                              help="mean_square: Σ over the float outputs of mean(leaf²); sum_square: of sum(leaf²)")
+    steps = int(tcols[1].number_input("SGD steps", min_value=1, max_value=100, value=1, key="port_steps"))
+    lr = tcols[2].number_input("Learning rate", value=1e-2, format="%g", key="port_lr")
+    train_args = st.text_area("Linen train flags, one NAME=JSON per line (only when the flag is not named "
+                              "train, training or deterministic)", key="port_train_args", height=68,
+                              placeholder="is_training=true")
 rules_text = st.session_state.get("diff_rules", "")
 if rules_text.strip():
     st.caption("Using the alignment rules from the Diff page.")
@@ -43,6 +57,31 @@ if report.refused:
 else:
     st.dataframe([{**o.to_json(), "path": o.path or "(output)"} for o in report.outputs], hide_index=True,
                  width="stretch")
+
+if with_train:
+    st.subheader("Training step")
+    try:
+        with st.spinner("Training both models…"):
+            trained = compare.train(left, right, rules_text, atol, rtol, loss, steps, lr, train_args)
+    except InspectorError as err:
+        st.error(plain(str(err)))
+        trained = None
+    else:
+        if trained is None:
+            st.warning("Not run: the conversion was refused, so there is no converted model to train.")
+    if trained is not None:
+        (st.success if trained.ok else st.error)(train_verdict(trained))
+        loss_row = trained.loss.to_json()
+        st.caption(f"Loss ({trained.loss_kind}): Linen {loss_row['linen']:.6g}, NNX {loss_row['nnx']:.6g}, "
+                   f"max_abs {loss_row['max_abs']:.3g}" + ("" if trained.loss.allclose else " — differs"))
+        data = trained.to_json()
+        for title, key in (("Gradients", "gradients"), ("State after the step", "state"),
+                           (f"Weights after {trained.steps} SGD step(s)", "weights")):
+            if data[key]:
+                st.markdown(f"**{title}**")
+                st.dataframe(data[key], hide_index=True, width="stretch")
+        for note in trained.notes:
+            st.caption(note)
 
 if state is not None:
     st.subheader("Save the converted NNX state")

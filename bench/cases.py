@@ -401,6 +401,67 @@ def weights_msgpack(case: Case) -> Workload:
     raise _unknown(case)
 
 
+# --- training-step port check ------------------------------------------------------------------
+
+@workload("port-train")
+def port_train(case: Case) -> Workload:
+    """``port --train``'s training check against the train steps a user writes by hand for both sides.
+
+    Both sides start from the same converted weights (the port check is set-up, not timed) and do
+    one step on each side as one CLI run does: ours runs a Linen and an NNX ``value_and_grad`` step
+    op by op (``EAGER_STEPS``) plus the SGD update, then maps every gradient, state and weight
+    through the alignment and compares them; the reference is the step a user writes, a jitted
+    Linen ``jax.value_and_grad`` step and an ``nnx.jit``/``nnx.value_and_grad`` step with the same
+    SGD update, compiled afresh on every call and compared with nothing.
+    """
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from bench import models
+    from inspector.example import Inputs, LinenExample
+    from inspector.port_check import check_port
+
+    module, args = models.blocks_linen(models.blocks_for(case.size))
+    variables = dict(module.init(jax.random.key(0), *args))
+    example = LinenExample(module, Inputs(args), Inputs(args))
+    report, state = check_port(example, variables, models.blocks_nnx(models.blocks_for(case.size)), None)
+    if not report.ok:
+        raise RuntimeError("the bench port does not convert cleanly")
+    model = models.blocks_nnx(models.blocks_for(case.size))
+    nnx.update(model, state)
+    count = _count(model)
+    if case.impl == "ours":
+        from inspector.training import check_training
+
+        def run() -> Any:
+            trained = check_training(example, variables, model, None, report.entries)
+            if not trained.ok:
+                raise RuntimeError("the bench port does not train the same")
+            return trained
+        return Workload(run, count)
+    if case.impl == "handwritten":
+        def run() -> Any:
+            @jax.jit
+            def linen_step(params):
+                loss = lambda p: jnp.mean(module.apply({"params": p}, *args) ** 2)  # noqa: E731
+                value, grads = jax.value_and_grad(loss)(params)
+                return value, grads, jax.tree.map(lambda p, g: p - 1e-2 * g, params, grads)
+
+            @nnx.jit
+            def nnx_step(m):
+                value, grads = nnx.value_and_grad(lambda m: jnp.mean(m(*args) ** 2))(m)
+                _, params, rest = nnx.split(m, nnx.Param, ...)
+                nnx.update(m, nnx.merge_state(jax.tree.map(lambda p, g: p - 1e-2 * g, params, grads), rest))
+                return value, grads
+
+            m = nnx.clone(model)
+            m.train()
+            return jax.block_until_ready((linen_step(variables["params"]), nnx_step(m)))
+        return Workload(run, count)
+    raise _unknown(case)
+
+
 # --- rendering -----------------------------------------------------------------------------------
 
 @workload("treescope")

@@ -126,6 +126,12 @@ MEASURES: tuple[Measure, ...] = (
             "`treescope.render_to_html(model)` (whole model)", growth=True,
             context="beyond 400 variables the app renders only the module holding the selected variable, so "
                     "its cost stays flat while the whole-model render grows linearly"),
+    Measure("port-train", "training-step check (`port --train`, after the conversion)", "port-train", "handwritten",
+            "a jitted Linen `jax.value_and_grad` step and an `nnx.jit` `nnx.value_and_grad` step, SGD update",
+            growth=True,
+            context="one step as one CLI run does it: the reference compiles its jitted steps, ours runs "
+                    "them op by op (compiling a whole model's step costs more on CPU than running it once) "
+                    "and also maps every gradient, state and weight through the alignment and compares them"),
     Measure("app", "app first render (AppTest, cold)", "app", "streamlit",
             "a page that only imports jax and flax",
             context="both scripts import jax and flax; the difference is the app's own work: building the "
@@ -177,14 +183,14 @@ FULL = Plan(
            "filter": _STEPS, "split": _STEPS, "split-merge": _STEPS,
            "abstract": (50, 200, 1000), "llama": (1,),
            "checkpoint": (64, 1296, 4096, 8192), "weights-safetensors": (64, 4096), "weights-msgpack": (64, 4096),
-           "treescope": _STEPS, "app": (1000,)},
+           "treescope": _STEPS, "app": (1000,), "port-train": (100, 1_000)},
     impls={"normalize-nnx": ("ours", "flax"), "normalize-linen": ("ours", "jax"), "diff-rename": ("ours",),
            "diff-same": ("ours", "orbax"), "diff-tree": ("ours", "diff"), "filter": ("ours", "flax"),
            "split": ("ours", "flax"),
            "split-merge": ("ours", "flax"), "abstract": ("ours", "linen", "nnx"),
            "llama": ("ours", "linen", "nnx"), "checkpoint": ("ours", "orbax"),
            "weights-safetensors": ("ours",), "weights-msgpack": ("ours", "flax"),
-           "treescope": ("ours", "treescope"), "app": ("ours", "streamlit")},
+           "treescope": ("ours", "treescope"), "app": ("ours", "streamlit"), "port-train": ("ours", "handwritten")},
     reps=3, budget=60.0, processes=3)
 
 QUICK = Plan(

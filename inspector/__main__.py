@@ -86,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--force", action="store_true", help="replace an existing --out directory")
     port.add_argument("--atol", type=_tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     port.add_argument("--rtol", type=_tolerance, default=1e-5, help="relative tolerance (default 1e-5)")
+    train = port.add_argument_group("training-step check (--train)")
+    train.add_argument("--train", action="store_true",
+                       help="also run training steps on both sides (dropout off) and compare loss, gradients, "
+                            "state and the weights after the steps")
+    train.add_argument("--loss", choices=("mean_square", "sum_square"), default=None,
+                       help="label-free loss over the float outputs: Σ mean(leaf²) (default) or Σ sum(leaf²)")
+    train.add_argument("--steps", type=_positive_int, default=None, help="plain SGD steps before the weights are "
+                                                                     "compared (default 1)")
+    train.add_argument("--lr", type=_tolerance, default=None, help="SGD learning rate (default 1e-2)")
+    train.add_argument("--train-arg", action="append", default=[], metavar="NAME=JSON",
+                       help="how to put the Linen model in training mode when its flag is not named train, "
+                            "training or deterministic (repeatable), e.g. is_training=true")
     port.set_defaults(func=cmd_port)
 
     steps = commands.add_parser("steps", help="list the steps of a CheckpointManager directory (with their items) "
@@ -106,6 +118,16 @@ def _tolerance(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a tolerance: give a finite number ≥ 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
 
 
@@ -186,17 +208,30 @@ def cmd_port(args: argparse.Namespace) -> int:
     from inspector.diffing import Tolerance
     from inspector.errors import InspectorError
     from inspector.results import PortResult
+    from inspector.training import parse_train_args
     from loaders import load_source
-    from loaders.porting import port_sources, write_state
+    from loaders.porting import port_sources, train_sources, write_state
 
     if args.abstract:
         raise InspectorError("the port check runs both models: it needs concrete sources, drop --abstract")
+    given = [f"--{n.replace('_', '-')}" for n in ("loss", "steps", "lr", "train_arg")
+             if getattr(args, n) not in (None, [])]
+    if given and not args.train:
+        raise InspectorError(f"{', '.join(given)} only apply to the training check: add --train")
+    train_args = parse_train_args(args.train_arg) if args.train else None
     rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
     linen = load_source(args.linen)
     target = load_source(args.nnx)
-    report, state = port_sources(linen, target, rules=rules, tolerance=Tolerance(rtol=args.rtol, atol=args.atol))
+    tolerance = Tolerance(rtol=args.rtol, atol=args.atol)
+    report, state = port_sources(linen, target, rules=rules, tolerance=tolerance)
+    trained = None
+    if args.train:
+        trained = train_sources(linen, target, report, state, tolerance=tolerance, loss=args.loss or "mean_square",
+                                steps=args.steps or 1, lr=args.lr if args.lr is not None else 1e-2,
+                                train_args=train_args)
     written = write_state(args.out, state, force=args.force) if args.out and state is not None else None
-    result = PortResult(linen.spec, target.spec, report, str(written) if written else None)
+    result = PortResult(linen.spec, target.spec, report, str(written) if written else None, trained,
+                        train_asked=args.train)
     if args.format == "json":
         _print_json(result.to_json())
     else:

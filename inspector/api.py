@@ -87,24 +87,27 @@ def split(obj: Any, filters: str | Sequence[str]) -> SplitResult:
 
 
 def port(linen: Any, nnx: Any, *, rules: Rules = None, axis_rules: Any = None, rtol: float = 1e-5,
-         atol: float = 1e-5, train: bool = False, weights: Any = None) -> PortResult:
+         atol: float = 1e-5, train: bool = False, weights: Any = None, loss: str = "mean_square",
+         steps: int = 1, lr: float = 1e-2, train_args: Mapping[str, Any] | None = None) -> PortResult:
     """Convert the Linen model's weights into (a copy of) the NNX model and compare their outputs.
 
     ``linen`` needs example inputs: ``(linen_module, args, kwargs)`` or a spec such as
     ``"sample:block:linen"``; ``nnx`` is an ``nnx.Module``, ``(module, args, kwargs)`` or a spec.
-    The NNX model passed in is not changed: the weights go into a clone.
+    The NNX model passed in is not changed: the weights go into a clone. ``train=True`` adds the
+    training-step check (``loss``, ``steps`` SGD steps at ``lr``, ``train_args`` for the train flag).
     """
     from inspector.diffing import Tolerance
-    from loaders.porting import port_sources
+    from loaders.porting import port_sources, train_sources
 
     _no_axis_rules(axis_rules)
-    if train:
-        raise InspectorError("train=True (the training-step check) is not available in this version")
     if weights is not None:
         raise InspectorError("weights= (trained Linen weights from a file) is not available in this version")
-    report, _ = port_sources(_load(linen), _load(nnx), rules=_rules(rules),
-                             tolerance=Tolerance(rtol=_tol(rtol), atol=_tol(atol)))
-    return PortResult(_spec(linen), _spec(nnx), report)
+    tolerance = Tolerance(rtol=_tol(rtol), atol=_tol(atol))
+    a, b = _load(linen), _load(nnx)
+    report, state = port_sources(a, b, rules=_rules(rules), tolerance=tolerance)
+    trained = train_sources(a, b, report, state, tolerance=tolerance, loss=loss, steps=steps, lr=_tol(lr),
+                            train_args=dict(train_args or {})) if train else None
+    return PortResult(_spec(linen), _spec(nnx), report, trained=trained, train_asked=train)
 
 
 # -- inputs --------------------------------------------------------------------------------------

@@ -6,10 +6,15 @@ from typing import Any
 
 from inspector.port_check import PortReport
 from inspector.report import format_shape, format_table
+from inspector.training import TrainReport
 
 
-def port_json(linen: str, target: str, report: PortReport, out: str | None) -> dict[str, Any]:
-    return {"linen": linen, "nnx": target, **report.to_json(), "out": out}
+def port_json(linen: str, target: str, report: PortReport, out: str | None,
+              trained: TrainReport | None = None) -> dict[str, Any]:
+    data = {"linen": linen, "nnx": target, **report.to_json(), "out": out}
+    if trained is not None:
+        data["train"] = trained.to_json()
+    return data
 
 
 def verdict(report: PortReport) -> str:
@@ -23,7 +28,43 @@ def verdict(report: PortReport) -> str:
     return f"DIFFER: {bad} of {len(report.outputs)} output(s) differ after converting {report.converted} variables"
 
 
-def port_table(linen: str, target: str, report: PortReport, out: str | None) -> str:
+def train_verdict(trained: TrainReport) -> str:
+    if trained.ok:
+        return (f"TRAINS THE SAME: loss, {len(trained.gradients)} gradient(s), {len(trained.state)} state "
+                f"variable(s) and the weights after {trained.steps} SGD step(s) agree")
+    differ = trained.differing()
+    counts = [f"{n} {label}" for n, label in (
+        (sum(1 for d in trained.gradients if not d.allclose), "gradient(s)"),
+        (sum(1 for d in trained.state if not d.allclose), "state variable(s)"),
+        (sum(1 for d in trained.weights if not d.allclose), f"weight(s) after {trained.steps} step(s)")) if n]
+    parts = (["the loss"] if not trained.loss.allclose else []) + counts
+    what = ", ".join(f"{section} {d.path}" for section, d in differ[:3]) + (" …" if len(differ) > 3 else "")
+    return f"TRAINS DIFFERENTLY: {', '.join(parts)} differ" + (f"; largest: {what}" if what else "")
+
+
+def train_table(trained: TrainReport) -> str:
+    lines = [train_verdict(trained), "",
+             f"loss ({trained.loss_kind}): linen {trained.loss.linen:.6g}, nnx {trained.loss.nnx:.6g}, "
+             f"max_abs {trained.loss.max_abs:.3g}" + ("" if trained.loss.allclose else "  DIFFERS")]
+    for title, diffs in (("gradients", trained.gradients), ("state after the step", trained.state),
+                         (f"weights after {trained.steps} SGD step(s), lr={trained.lr:g}", trained.weights)):
+        if not diffs:
+            continue
+        bad = sorted((d for d in diffs if not d.allclose), key=lambda d: -d.max_abs)
+        lines.append(f"{title}: {len(diffs) - len(bad)} of {len(diffs)} agree")
+        if not bad:
+            continue
+        rows = [[d.path, d.linen, f"{d.max_abs:.3g}", f"{d.max_rel:.3g}", d.note] for d in bad]
+        headers = ["differs (nnx)", "linen", "max_abs", "max_rel", "note"]
+        if not any(d.note for d in bad):
+            headers, rows = headers[:-1], [row[:-1] for row in rows]
+        lines += [format_table(headers, rows, right={2, 3}), ""]
+    lines += [f"note: {n}" for n in trained.notes]
+    return "\n".join(lines)
+
+
+def port_table(linen: str, target: str, report: PortReport, out: str | None,
+               trained: TrainReport | None = None) -> str:
     lines = [f"linen: {linen}", f"nnx:   {target}", verdict(report), ""]
     if report.refused:
         rows = [[r.status, r.left.full_name if r.left else "—", r.right.full_name if r.right else "—", r.reason]
@@ -36,6 +77,8 @@ def port_table(linen: str, target: str, report: PortReport, out: str | None) -> 
         if not any(o.note for o in report.outputs):
             headers, rows = headers[:-1], [row[:-1] for row in rows]
         lines.append(format_table(headers, rows, right={2, 3}))
+    if trained is not None:
+        lines += ["", train_table(trained)]
     if out:
         lines += ["", f"converted NNX state written to {out}"]
     return "\n".join(lines)

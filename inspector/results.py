@@ -32,6 +32,7 @@ from inspector.report import format_shape, kind_label, records_table, show_json
 from inspector.restore import RestoreCheck
 from inspector.split_report import filter_json, filter_table, split_json, split_table
 from inspector.splitmerge import Split
+from inspector.training import TrainReport
 
 _HTML_ROWS = 400  # rows drawn in a notebook before "N more" (to_pandas has them all)
 _STATUS_COLOURS = {"match": "#1a7f37", "renamed": "#0969da", "transformed": "#8250df",
@@ -220,16 +221,22 @@ class PortResult:
     nnx: str
     report: PortReport
     out: str | None = None
+    trained: TrainReport | None = None  # the training-step check, when asked for
+    train_asked: bool = False  # asked for but refused (nothing converted to train)
 
     @property
     def ok(self) -> bool:
-        return self.report.ok
+        return (self.report.ok and (self.trained is None or self.trained.ok)
+                and not (self.train_asked and self.trained is None))
 
     def to_text(self) -> str:
-        return port_table(self.linen, self.nnx, self.report, self.out)
+        return port_table(self.linen, self.nnx, self.report, self.out, self.trained)
 
     def to_json(self) -> dict[str, Any]:
-        return port_json(self.linen, self.nnx, self.report, self.out)
+        data = port_json(self.linen, self.nnx, self.report, self.out, self.trained)
+        if self.train_asked and self.trained is None:
+            data["train"] = None  # refused: there is no converted model to train
+        return data
 
     def to_markdown(self) -> str:
         return f"**{_md(self.linen)}** → **{_md(self.nnx)}**\n\n```\n{self.to_text()}\n```\n"

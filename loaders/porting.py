@@ -8,7 +8,9 @@ NNX state as an Orbax checkpoint.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from flax import nnx
 
@@ -17,6 +19,7 @@ from inspector.diffing import Tolerance
 from inspector.errors import PortError
 from inspector.example import LinenExample, NnxExample
 from inspector.port_check import PortReport, check_port
+from inspector.training import TrainReport, check_training
 from loaders.factory import user_code
 from loaders.source import LoadedSource
 
@@ -39,6 +42,20 @@ def port_sources(linen: LoadedSource, target: LoadedSource, *, rules: Rules | No
     with user_code(f"{linen.spec} ↔ {target.spec}", None):
         return check_port(linen.example, linen.variables, target.model, example, forced_pairs=forced,
                           tolerance=tolerance)
+
+
+def train_sources(linen: LoadedSource, target: LoadedSource, report: PortReport, state: nnx.State | None, *,
+                  tolerance: Tolerance = Tolerance(1e-5, 1e-5), loss: str = "mean_square", steps: int = 1,
+                  lr: float = 1e-2, train_args: Mapping[str, Any] | None = None) -> TrainReport | None:
+    """The training-step check after ``port_sources``; None when the conversion was refused."""
+    if state is None:
+        return None
+    model = nnx.clone(target.model)
+    nnx.update(model, state)
+    example = target.example if isinstance(target.example, NnxExample) else None
+    with user_code(f"{linen.spec} ↔ {target.spec} (training)", None):
+        return check_training(linen.example, linen.variables, model, example, report.entries, tolerance=tolerance,
+                              loss=loss, steps=steps, lr=lr, train_args=train_args)
 
 
 _CHECKPOINT_MARKERS = ("_CHECKPOINT_METADATA", "_METADATA")

@@ -11,8 +11,9 @@ from inspector.diffing import DiffEntry, Tolerance, diff_trees, summarize
 from inspector.filters import parse_filters
 from inspector.restore import RestoreCheck
 from inspector.splitmerge import Subject, split_groups, subject_of_source
+from inspector.training import TrainReport, parse_train_args
 from loaders import LoadedSource
-from loaders.porting import port_sources
+from loaders.porting import port_sources, train_sources
 from loaders.source import restore_between
 from ui import sources
 
@@ -55,6 +56,22 @@ def _port(_left: LoadedSource, _right: LoadedSource, lkey: tuple, rkey: tuple, r
           rtol: float):
     rules = parse_rules(rules_text, origin="rules") if rules_text.strip() else None
     return port_sources(_left, _right, rules=rules, tolerance=Tolerance(rtol=rtol, atol=atol))
+
+
+def train(left: LoadedSource, right: LoadedSource, rules_text: str, atol: float, rtol: float, loss: str,
+          steps: int, lr: float, train_args_text: str) -> TrainReport | None:
+    """The training-step check after the port check (cached; None when the conversion was refused)."""
+    return _train(left, right, sources.source_key(left), sources.source_key(right), rules_text, atol, rtol, loss,
+                  steps, lr, train_args_text)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _train(_left: LoadedSource, _right: LoadedSource, lkey: tuple, rkey: tuple, rules_text: str, atol: float,
+           rtol: float, loss: str, steps: int, lr: float, train_args_text: str) -> TrainReport | None:
+    train_args = parse_train_args([line.strip() for line in train_args_text.splitlines() if line.strip()])
+    report, state = port(_left, _right, rules_text, atol, rtol)
+    return train_sources(_left, _right, report, state, tolerance=Tolerance(rtol=rtol, atol=atol), loss=loss,
+                         steps=steps, lr=lr, train_args=train_args or None)
 
 
 def subject(src: LoadedSource) -> Subject:
