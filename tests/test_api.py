@@ -235,3 +235,10 @@ def test_api_functions_default_like_the_cli():
     assert inspect.signature(api.diff).parameters["rtol"].default == 1e-5
     assert inspect.signature(api.diff).parameters["atol"].default == 1e-8
     assert inspect.signature(api.port).parameters["atol"].default == 1e-5
+
+
+def test_port_with_the_training_step_check(model):
+    result = inspector.port((LinenTwin(), (X,), {}), (model, (X,), {}), train=True, steps=2)
+    assert result.ok, result.to_text()
+    assert result.to_json()["train"]["loss"]["allclose"]
+    assert "TRAINS THE SAME" in result.to_text()
