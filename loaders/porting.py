@@ -55,14 +55,12 @@ def _what(source: LoadedSource) -> str:
     return f"it is {form} {type(source.obj).__name__}"
 
 
-def write_state(directory: str, state: nnx.State, *, force: bool = False, make_parents: bool = False) -> Path:
-    """Save ``state`` with Orbax so ``StandardCheckpointer().restore(dir, abstract_state)`` loads it.
+def check_output(directory: str, *, force: bool = False) -> Path:
+    """The resolved output folder, after the ``--out``/``--force`` rules; deletes nothing.
 
-    ``force`` replaces an existing Orbax checkpoint (or an empty folder) only: a folder holding
-    anything else is never deleted.
+    An existing folder is refused unless ``force``; even with ``force``, only an Orbax checkpoint
+    (or an empty folder) may be replaced: a folder holding anything else never is.
     """
-    import orbax.checkpoint as ocp
-
     path = Path(directory).expanduser().resolve()
     if path.exists():
         if not force:
@@ -72,6 +70,19 @@ def write_state(directory: str, state: nnx.State, *, force: bool = False, make_p
         if any(path.iterdir()) and not any((path / m).exists() for m in _CHECKPOINT_MARKERS):
             raise PortError(f"output directory {directory!r} holds files that are not an Orbax checkpoint; "
                             "it is not replaced even with --force: choose a new folder")
+    return path
+
+
+def write_state(directory: str, state: nnx.State, *, force: bool = False, make_parents: bool = False) -> Path:
+    """Save ``state`` with Orbax so ``StandardCheckpointer().restore(dir, abstract_state)`` loads it.
+
+    ``force`` replaces an existing Orbax checkpoint (or an empty folder) only: a folder holding
+    anything else is never deleted.
+    """
+    import orbax.checkpoint as ocp
+
+    path = check_output(directory, force=force)
+    if path.exists():
         shutil.rmtree(path)
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
