@@ -190,3 +190,87 @@ def test_emitted_converter_runs_where_this_project_is_not_importable(cli, tmp_pa
         assert ours[key].dtype == theirs[key].dtype, key
     assert_same_outputs("block", state.params, restore(tmp_path / "emitted", SAMPLES["block"].module("nnx")
                                                        .example().build))
+
+
+TRANSFORM_MODELS = """
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    class LinenAttn(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            q = nn.Dense(4, use_bias=False, name="q")(x)
+            k = nn.Dense(4, use_bias=False, name="k")(x)
+            return nn.Dense(3, name="out")(jnp.concatenate([q, k], -1))
+
+    class TorchLinear(nnx.Module):  # PyTorch layout: weight (out, in)
+        def __init__(self, din, dout, rngs):
+            self.weight = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (dout, din)))
+            self.bias = nnx.Param(jnp.zeros((dout,)))
+
+        def __call__(self, x):
+            return x @ self.weight[...].T + self.bias[...]
+
+    class FusedAttn(nnx.Module):
+        def __init__(self, rngs):
+            self.qk = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (5, 8)))  # an einsum kernel
+            self.out = TorchLinear(8, 3, rngs)
+            self.dropout = nnx.Dropout(0.1, rngs=rngs)
+
+        def __call__(self, x):
+            return self.out(self.dropout(jnp.einsum("bd,de->be", x, self.qk[...])))
+
+    def linen():
+        return LinenAttn(), (jax.random.normal(jax.random.key(1), (2, 5)),)
+
+    def target():
+        return FusedAttn(nnx.Rngs(0))
+"""
+
+
+def test_layout_transforms_are_applied_by_convert_and_by_the_emitted_converter(tmp_path, write_model):
+    import importlib.util
+
+    from inspector.align.transforms import Transform
+    from inspector.convert_plan import plan_conversion
+    from inspector.diffing import DiffEntry, Status
+    from loaders import load_source
+    from loaders.convert import emit_python, model_factory, write_converted
+
+    path = write_model(TRANSFORM_MODELS)
+    source, target = load_source(f"{path}:linen"), load_source(f"{path}:target", abstract=True)
+    left = {r.name: r for r in source.records}
+    right = {r.name: r for r in target.records}
+    entries = [
+        DiffEntry(Status.TRANSFORMED, left["q/kernel"], right["qk"], transform=Transform.concat(1),
+                  left_parts=(left["q/kernel"], left["k/kernel"])),
+        DiffEntry(Status.TRANSFORMED, left["out/kernel"], right["out/weight"], transform=Transform.transpose((1, 0))),
+        DiffEntry(Status.RENAMED, left["out/bias"], right["out/bias"]),
+        DiffEntry(Status.RNG_ONLY, None, right["dropout/rngs/key"]),
+        DiffEntry(Status.RNG_ONLY, None, right["dropout/rngs/count"]),
+    ]
+    plan = plan_conversion(entries)
+    assert plan.ok and len(plan.transformed) == 2
+    make_model = model_factory(f"{path}:target")
+    out_dir = write_converted(plan, source, target, str(tmp_path / "nnx"), make_model=make_model)
+    model = restore(out_dir, make_model)
+    model.eval()
+    x = source.example.infer.args[0]
+    expected = source.example.module.apply(source.variables, x)
+    assert float(np.max(np.abs(np.asarray(model(x)) - np.asarray(expected)))) <= 1e-5
+
+    script = tmp_path / "converter.py"
+    script.write_text(emit_python(plan, source, make_model))
+    assert 'out["qk"] = np.concatenate([t["params"]["q"]["kernel"], t["params"]["k"]["kernel"]], axis=1)' \
+        in script.read_text()
+    spec = importlib.util.spec_from_file_location("emitted_converter", script)
+    emitted = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(emitted)
+    converted = emitted.convert(jax.device_get(dict(source.variables)))
+    stored = stored_arrays(out_dir)
+    np.testing.assert_array_equal(converted["qk"], stored["['qk']['value']"])
+    np.testing.assert_array_equal(converted["out"]["weight"], stored["['out']['weight']['value']"])
+    np.testing.assert_array_equal(jax.random.key_data(converted["dropout"]["rngs"]["key"]),
+                                  stored["['dropout']['rngs']['key']['value']"])
