@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
     port.add_argument("--out", metavar="DIR", help="write the converted NNX state as an Orbax checkpoint")
     port.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    port.add_argument("--weights", metavar="SOURCE",
+                      help="load the Linen model's variables from this checkpoint or weight file first "
+                           "(trained weights; paired through the alignment when paths differ)")
     port.add_argument("--atol", type=_tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     port.add_argument("--rtol", type=_tolerance, default=1e-5, help="relative tolerance (default 1e-5)")
     port.set_defaults(func=cmd_port)
@@ -218,6 +221,10 @@ def cmd_port(args: argparse.Namespace) -> int:
         raise InspectorError("the port check runs both models: it needs concrete sources, drop --abstract")
     rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
     linen = load_source(args.linen)
+    if args.weights:
+        from loaders.porting import with_weights
+
+        linen = with_weights(linen, load_source(args.weights))
     target = load_source(args.nnx)
     report, state = port_sources(linen, target, rules=rules, tolerance=Tolerance(rtol=args.rtol, atol=args.atol))
     written = write_state(args.out, state, force=args.force) if args.out and state is not None else None

@@ -274,3 +274,21 @@ def test_layout_transforms_are_applied_by_convert_and_by_the_emitted_converter(t
     np.testing.assert_array_equal(converted["out"]["weight"], stored["['out']['weight']['value']"])
     np.testing.assert_array_equal(jax.random.key_data(converted["dropout"]["rngs"]["key"]),
                                   stored["['dropout']['rngs']['key']['value']"])
+
+
+def test_port_with_trained_weights_from_a_checkpoint(cli, tmp_path):
+    state = linen_train_state(steps=3)
+    source = write_standard(tmp_path / "train", {"params": state.params, "opt_state": state.opt_state,
+                                                 "step": state.step})
+    out_dir = tmp_path / "nnx"
+    code, out, err = cli("port", "sample:block:linen", "sample:block:nnx", "--weights", str(source),
+                         "--out", str(out_dir), "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["match"]
+    model = restore(out_dir, SAMPLES["block"].module("nnx").example().build)
+    np.testing.assert_array_equal(np.asarray(model.linear.kernel[...]),
+                                  np.asarray(state.params["params"]["Dense_0"]["kernel"]))  # trained, not init
+
+    other = write_standard(tmp_path / "counter", linen_variables("counter"))
+    code, _, err = cli("port", "sample:block:linen", "sample:block:nnx", "--weights", str(other))
+    assert code == 2 and "does not fill the Linen model" in err.strip().splitlines()[-1]
