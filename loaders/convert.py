@@ -143,16 +143,35 @@ def write_converted(plan: ConvertPlan, source: LoadedSource, target: LoadedSourc
     records = [r for r in target.model_records() if r.path in by_right or r.path in extra]
     # Not a hidden name: Orbax 0.12.8's partial.finalize mishandles a folder whose name starts with a dot.
     tmp = final.parent / f"{final.name}__converting_{uuid.uuid4().hex[:8]}"
+    # Arrays go to Orbax in batches of at most the largest array's bytes plus 32 MiB: each
+    # ``partial.save`` call costs a commit and ``finalize`` merges one folder per call, so batching
+    # small arrays keeps the time near a whole-tree save while memory stays within ~3× the largest array.
+    budget = max((_nbytes(r) for r in records), default=0) + BATCH_BYTES
     done = nbytes = 0
+    batch: dict[str, Any] = {}
+    batch_bytes = batch_count = 0
     try:
         with _quiet():
             for record in records:
                 move = by_right.get(record.path)
                 value = extra[record.path] if move is None else _moved(move, source)
-                partial.save(str(tmp), _nested(record.path, value))
-                done += 1
-                nbytes += int(getattr(value, "nbytes", 0))
+                size = int(getattr(value, "nbytes", 0))
+                if batch and batch_bytes + size > budget:
+                    partial.save(str(tmp), batch)
+                    done += batch_count
+                    nbytes += batch_bytes
+                    batch, batch_bytes, batch_count = {}, 0, 0
+                    if progress is not None:
+                        progress(done, len(records), nbytes)
+                _merge(batch, _nested(record.path, value))
+                batch_bytes += size
+                batch_count += 1
                 del value
+            if batch:
+                partial.save(str(tmp), batch)
+                done += batch_count
+                nbytes += batch_bytes
+                batch = {}
                 if progress is not None:
                     progress(done, len(records), nbytes)
             partial.finalize(str(tmp))
@@ -191,6 +210,21 @@ def _moved(move, source: LoadedSource) -> np.ndarray:
     if value.dtype != jax.numpy.dtype(move.dtype):
         value = value.astype(jax.numpy.dtype(move.dtype))
     return value
+
+
+BATCH_BYTES = 32 * 2**20
+
+
+def _nbytes(record) -> int:
+    return int(record.nbytes or 0)
+
+
+def _merge(tree: dict[str, Any], other: dict[str, Any]) -> None:
+    for key, value in other.items():
+        if key in tree and isinstance(tree[key], dict) and isinstance(value, dict):
+            _merge(tree[key], value)
+        else:
+            tree[key] = value
 
 
 def _nested(path: VarPath, value: Any) -> dict[str, Any]:
