@@ -1,12 +1,15 @@
 """Convert: Linen weights from any source into a restorable Orbax checkpoint of an NNX model, streamed.
 
 ``inspector.convert_plan`` decides what goes where; this module builds the target abstractly,
-reads one source array at a time, applies its layout transform and cast, and writes it.
+reads one source array at a time, applies its layout transform and cast, and writes it, in
+batches of at most the largest array plus 32 MiB: memory stays near three times the largest
+array, never the model.
 
 How the checkpoint is written, and why this way: ``StandardCheckpointer.save`` takes the whole
 tree, so the whole model would sit in memory. Orbax 0.12.8's ``ocp.v1.partial.save`` adds
 subtrees to a pending checkpoint one call at a time (each call writes its arrays to disk and
-returns), and ``partial.finalize`` merges them into one OCDBT checkpoint. Its layout nests the
+returns; ``save_async`` lets the next batch be read meanwhile), and ``partial.finalize`` merges
+them into one OCDBT checkpoint. Its layout nests the
 tree under ``<tmp>/state/``, a complete StandardCheckpointer-layout item (``_METADATA``,
 ``manifest.ocdbt``, ``d/``, typed PRNG keys in ``array_metadatas/``): that folder is moved to
 ``DIR``, so the README recipe ``StandardCheckpointer().restore(DIR, abstract_state)`` reads it.
@@ -17,6 +20,7 @@ or interrupted conversion leaves no ``DIR``.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import sys
@@ -147,9 +151,23 @@ def write_converted(plan: ConvertPlan, source: LoadedSource, target: LoadedSourc
     # ``partial.save`` call costs a commit and ``finalize`` merges one folder per call, so batching
     # small arrays keeps the time near a whole-tree save while memory stays within ~3× the largest array.
     budget = max((_nbytes(r) for r in records), default=0) + BATCH_BYTES
+    # ``save_async`` writes one batch while the next is read (the previous write is awaited first),
+    # so reading and writing overlap and at most two batches are in memory.
     done = nbytes = 0
     batch: dict[str, Any] = {}
     batch_bytes = batch_count = 0
+    pending: list[Any] = []
+
+    def flush() -> None:
+        nonlocal done, nbytes, batch, batch_bytes, batch_count
+        if pending:
+            pending.pop().result()
+        pending.append(partial.save_async(str(tmp), batch))
+        done, nbytes = done + batch_count, nbytes + batch_bytes
+        batch, batch_bytes, batch_count = {}, 0, 0
+        if progress is not None:
+            progress(done, len(records), nbytes)
+
     try:
         with _quiet():
             for record in records:
@@ -157,31 +175,25 @@ def write_converted(plan: ConvertPlan, source: LoadedSource, target: LoadedSourc
                 value = extra[record.path] if move is None else _moved(move, source)
                 size = int(getattr(value, "nbytes", 0))
                 if batch and batch_bytes + size > budget:
-                    partial.save(str(tmp), batch)
-                    done += batch_count
-                    nbytes += batch_bytes
-                    batch, batch_bytes, batch_count = {}, 0, 0
-                    if progress is not None:
-                        progress(done, len(records), nbytes)
+                    flush()
                 _merge(batch, _nested(record.path, value))
                 batch_bytes += size
                 batch_count += 1
                 del value
             if batch:
-                partial.save(str(tmp), batch)
-                done += batch_count
-                nbytes += batch_bytes
-                batch = {}
-                if progress is not None:
-                    progress(done, len(records), nbytes)
+                flush()
+            if pending:
+                pending.pop().result()
             partial.finalize(str(tmp))
         if final.exists():  # --force, checked above: an Orbax checkpoint or an empty folder
             shutil.rmtree(final)
         os.replace(tmp / "state", final)
     finally:
-        for leftover in (tmp, Path(f"{tmp}.partial_save")):
-            if leftover.exists():
-                shutil.rmtree(leftover, ignore_errors=True)
+        while pending:  # a failure mid-way: let the write in flight end before cleaning up
+            with contextlib.suppress(Exception):
+                pending.pop().result()
+        for leftover in final.parent.glob(f"{glob.escape(tmp.name)}*"):  # incl. Orbax's .partial_save*
+            shutil.rmtree(leftover, ignore_errors=True)
     return final
 
 

@@ -292,3 +292,27 @@ def test_port_with_trained_weights_from_a_checkpoint(cli, tmp_path):
     other = write_standard(tmp_path / "counter", linen_variables("counter"))
     code, _, err = cli("port", "sample:block:linen", "sample:block:nnx", "--weights", str(other))
     assert code == 2 and "does not fill the Linen model" in err.strip().splitlines()[-1]
+
+
+def test_a_conversion_that_fails_midway_leaves_no_output_and_no_leftovers(tmp_path):
+    import dataclasses
+
+    from inspector.errors import CheckpointError
+    from loaders import load_source
+    from loaders.convert import model_factory, plan_sources, write_converted
+
+    source = load_source(str(write_standard(tmp_path / "linen", linen_variables("block"))))
+    target = load_source("sample:block:nnx", abstract=True)
+    plan, _, _ = plan_sources(source, target)
+    reads = []
+
+    def failing(record):
+        reads.append(record)
+        if len(reads) == 3:
+            raise CheckpointError(f"checkpoint: reading {record.full_name!r} failed (a truncated file)")
+        return source.read(record)
+
+    broken = dataclasses.replace(source, reader=failing)
+    with pytest.raises(CheckpointError, match="truncated"):
+        write_converted(plan, broken, target, str(tmp_path / "nnx"), make_model=model_factory("sample:block:nnx"))
+    assert sorted(os.listdir(tmp_path)) == ["linen"]
