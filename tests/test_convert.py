@@ -316,3 +316,18 @@ def test_a_conversion_that_fails_midway_leaves_no_output_and_no_leftovers(tmp_pa
     with pytest.raises(CheckpointError, match="truncated"):
         write_converted(plan, broken, target, str(tmp_path / "nnx"), make_model=model_factory("sample:block:nnx"))
     assert sorted(os.listdir(tmp_path)) == ["linen"]
+
+
+def test_progress_line_counts_arrays_and_bytes(cli, tmp_path, monkeypatch):
+    import io
+
+    from loaders.convert import terminal_progress
+
+    stream = io.StringIO()
+    show = terminal_progress(stream)
+    show(1, 2, 1024)
+    show(2, 2, 3 * 2**20)
+    assert stream.getvalue().startswith("\rconverting 1/2 arrays, 1.0 KiB, ") and stream.getvalue().endswith("/s\n")
+    # not a terminal (as under pytest): nothing but the report, on stdout
+    code, _, err = cli("convert", "sample:counter:linen", "sample:counter:nnx", "--out", str(tmp_path / "o"))
+    assert code == 0 and "converting" not in err
