@@ -265,7 +265,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         check_output(args.out, force=args.force)
     plan, _, notes = plan_sources(source, target, rules=rules, allow_missing=args.allow_missing,
                                   allow_unused=args.allow_unused, dtype=dtype)
-    for note in notes:
+    for note in [*notes, *plan.notes]:
         print(f"note: {note}", file=sys.stderr)
     written = emitted = None
     if plan.ok:

@@ -105,6 +105,9 @@ class ConvertPlan:
     allowed: tuple[Allowed, ...] = ()
     not_converted: tuple[VariableRecord, ...] = ()
     refused: tuple[ConvertRefusal, ...] = ()
+    # What the alignment observed about pairs it made (an ambiguity left for the port check): worth
+    # reading before trusting the checkpoint, so every line is shown.
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -133,6 +136,7 @@ class ConvertPlan:
             "not_converted": [{"path": r.full_name, "type": r.type} for r in self.not_converted],
             "rng": [r.name for r in self.rng],
             "refused": [r.to_json() for r in self.refused],
+            "notes": list(self.notes),
         }
 
 
@@ -164,6 +168,8 @@ def plan_conversion(entries: Sequence[DiffEntry], *, not_converted: Sequence[Var
     """
     moves, rng, allowed, refused = [], [], [], []
     skipped = list(not_converted)
+    notes = [f"{e.left.full_name} → {e.right.name}: {line}" for e in entries if e.left is not None
+             and e.right is not None and e.info for line in e.info]
     unpaired_left = [e.left for e in entries if e.right is None and e.left is not None]
     unpaired_right = [e.right for e in entries if e.left is None and e.right is not None]
     all_left = [e.left for e in entries if e.left is not None]
@@ -207,7 +213,7 @@ def plan_conversion(entries: Sequence[DiffEntry], *, not_converted: Sequence[Var
             moves.append(Move(parts, b, None, _out_dtype(b.dtype, dtype)))
         else:
             refused.append(ConvertRefusal(e.status.value, a, b, _why(e), None))
-    return ConvertPlan(tuple(moves), tuple(rng), tuple(allowed), tuple(skipped), tuple(refused))
+    return ConvertPlan(tuple(moves), tuple(rng), tuple(allowed), tuple(skipped), tuple(refused), tuple(notes))
 
 
 def _transform_problem(transform: Any, parts: Sequence[VariableRecord], right: VariableRecord) -> str | None:

@@ -113,3 +113,10 @@ def test_bad_options_are_named(call, message):
 ], ids=["transpose", "concat", "split then reshape"])
 def test_emitted_expressions_read_like_numpy(transform, args, expected):
     assert transform_expr(transform, args) == expected
+
+
+def test_alignment_observations_are_carried_as_notes():
+    entry = DiffEntry(Status.RENAMED, KERNEL, LINEAR, info=("ambiguous: two same-shape candidates",))
+    plan = plan_conversion([entry])
+    assert plan.ok and plan.to_json()["notes"] == ["params/Dense_0/kernel → linear/kernel: ambiguous: two "
+                                                   "same-shape candidates"]
