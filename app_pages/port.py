@@ -11,6 +11,7 @@ from inspector.port_report import train_verdict, verdict
 from inspector.training import LOSSES
 from loaders.porting import write_state
 from ui import compare, sources
+from ui.convert_view import convert_section
 from ui.text import plain
 
 choice: sources.Choice = st.session_state["choice"]
@@ -43,60 +44,70 @@ if rules_text.strip():
     st.caption("Using the alignment rules from the Diff page.")
 if st.button("Run port check", type="primary", key="port_run"):
     st.session_state["port_ran"] = (left.spec, right.spec)
-if st.session_state.get("port_ran") != (left.spec, right.spec):
-    st.stop()
-try:
-    with st.spinner("Converting and running both models…"):
-        report, state = compare.port(left, right, rules_text, atol, rtol)
-except InspectorError as err:
-    st.error(plain(str(err)))
-    st.stop()
-(st.success if report.ok else st.error)(verdict(report))
-if report.refused:
-    st.dataframe([r.to_json() for r in report.refused], hide_index=True, width="stretch")
-else:
-    st.dataframe([{**o.to_json(), "path": o.path or "(output)"} for o in report.outputs], hide_index=True,
-                 width="stretch")
 
-if with_train:
-    st.subheader("Training step")
+
+def port_results() -> None:
+    """The port check's verdict and tables, the training step when asked, and saving the converted state."""
     try:
-        with st.spinner("Training both models…"):
-            trained = compare.train(left, right, rules_text, atol, rtol, loss, steps, lr, train_args)
+        with st.spinner("Converting and running both models…"):
+            report, state = compare.port(left, right, rules_text, atol, rtol)
     except InspectorError as err:
         st.error(plain(str(err)))
-        trained = None
+        return
+    (st.success if report.ok else st.error)(verdict(report))
+    if report.refused:
+        st.dataframe([r.to_json() for r in report.refused], hide_index=True, width="stretch")
     else:
-        if trained is None:
-            st.warning("Not run: the conversion was refused, so there is no converted model to train.")
-    if trained is not None:
-        (st.success if trained.ok else st.error)(train_verdict(trained))
-        loss_row = trained.loss.to_json()
-        st.caption(f"Loss ({trained.loss_kind}): Linen {loss_row['linen']:.6g}, NNX {loss_row['nnx']:.6g}, "
-                   f"max_abs {loss_row['max_abs']:.3g}" + ("" if trained.loss.allclose else " — differs"))
-        data = trained.to_json()
-        for title, key in (("Gradients", "gradients"), ("State after the step", "state"),
-                           (f"Weights after {trained.steps} SGD step(s)", "weights")):
-            if data[key]:
-                st.markdown(f"**{title}**")
-                st.dataframe(data[key], hide_index=True, width="stretch")
-        for note in trained.notes:
-            st.caption(note)
+        st.dataframe([{**o.to_json(), "path": o.path or "(output)"} for o in report.outputs], hide_index=True,
+                     width="stretch")
 
-if state is not None:
-    st.subheader("Save the converted NNX state")
-    st.caption("Written with Orbax on the server, under the root folder; restore it with "
-               "`ocp.StandardCheckpointer().restore(path, abstract_state)`.")
-    target = st.text_input("Folder (relative to the root)", key="port_out", placeholder="converted/my_model")
-    overwrite = st.checkbox("Replace the folder if it exists", key="port_force")
-    if st.button("Write checkpoint", key="port_write") and target.strip():
+    if with_train:
+        st.subheader("Training step")
         try:
-            root = Path(choice.root).resolve()
-            folder = (root / target.strip()).resolve()
-            if root not in folder.parents:  # `..`, absolute paths, symlinks out, or the root itself
-                raise PortError(f"folder {target.strip()!r} is not inside the root folder {str(root)!r}; "
-                                "give a new folder under it")
-            written = write_state(str(folder), state, force=overwrite, make_parents=True)
-            st.success(f"Converted state written to `{written}`.")
+            with st.spinner("Training both models…"):
+                trained = compare.train(left, right, rules_text, atol, rtol, loss, steps, lr, train_args)
         except InspectorError as err:
             st.error(plain(str(err)))
+            trained = None
+        else:
+            if trained is None:
+                st.warning("Not run: the conversion was refused, so there is no converted model to train.")
+        if trained is not None:
+            (st.success if trained.ok else st.error)(train_verdict(trained))
+            loss_row = trained.loss.to_json()
+            st.caption(f"Loss ({trained.loss_kind}): Linen {loss_row['linen']:.6g}, NNX {loss_row['nnx']:.6g}, "
+                       f"max_abs {loss_row['max_abs']:.3g}" + ("" if trained.loss.allclose else " — differs"))
+            data = trained.to_json()
+            for title, key in (("Gradients", "gradients"), ("State after the step", "state"),
+                               (f"Weights after {trained.steps} SGD step(s)", "weights")):
+                if data[key]:
+                    st.markdown(f"**{title}**")
+                    st.dataframe(data[key], hide_index=True, width="stretch")
+            for note in trained.notes:
+                st.caption(note)
+
+    if state is not None:
+        st.subheader("Save the converted NNX state")
+        st.caption("Written with Orbax on the server, under the root folder; restore it with "
+                   "`ocp.StandardCheckpointer().restore(path, abstract_state)`.")
+        target = st.text_input("Folder (relative to the root)", key="port_out", placeholder="converted/my_model")
+        overwrite = st.checkbox("Replace the folder if it exists", key="port_force")
+        if st.button("Write checkpoint", key="port_write") and target.strip():
+            try:
+                root = Path(choice.root).resolve()
+                folder = (root / target.strip()).resolve()
+                if root not in folder.parents:  # `..`, absolute paths, symlinks out, or the root itself
+                    raise PortError(f"folder {target.strip()!r} is not inside the root folder {str(root)!r}; "
+                                    "give a new folder under it")
+                written = write_state(str(folder), state, force=overwrite, make_parents=True)
+                st.success(f"Converted state written to `{written}`.")
+            except InspectorError as err:
+                st.error(plain(str(err)))
+
+
+if st.session_state.get("port_ran") == (left.spec, right.spec):
+    port_results()
+st.subheader("Convert")
+st.caption("Write the left source's weights (a Linen model, checkpoint or weight file) as an Orbax checkpoint of "
+           "the right NNX model, one array at a time; nothing is written unless every variable is accounted for.")
+convert_section(choice, left, right)

@@ -346,6 +346,64 @@ def checkpoint(case: Case) -> Workload:
     raise _unknown(case)
 
 
+# --- convert ---------------------------------------------------------------------------------------
+
+@workload("convert-write")
+def convert_write(case: Case) -> Workload:
+    """Set-up, not a measure: a Linen checkpoint of 16 ``Dense(size)`` (``params/Dense_i/{kernel,bias}``)."""
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    rng = np.random.default_rng(0)
+    tree = {"params": {f"Dense_{i}": {"kernel": rng.standard_normal((case.size, case.size), dtype=np.float32),
+                                      "bias": np.zeros((case.size,), np.float32)} for i in range(ARRAYS)}}
+
+    def run() -> None:
+        with ocp.StandardCheckpointer() as checkpointer:
+            checkpointer.save(Path(case.param("dir")).resolve(), tree)
+            checkpointer.wait_until_finished()
+    return Workload(run, 2 * ARRAYS, once=True, warmup=False)
+
+
+@workload("convert")
+def convert(case: Case) -> Workload:
+    """``convert DIR bench/models.py:dense_nnx_N --out OUT`` (one array at a time) against Orbax restoring
+    the whole Linen tree, renaming it in memory and saving it (the whole model in memory)."""
+    import shutil
+
+    source = Path(case.param("dir")).resolve()
+    out = source.parent / f"{source.name}-nnx"
+    target = f"{SPEC}:dense_nnx_{case.size}"
+
+    def fresh() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+
+    if case.impl == "ours":
+        from loaders import load_source
+        from loaders.convert import model_factory, plan_sources, write_converted
+
+        def run() -> Any:
+            fresh()
+            linen, nnx_target = load_source(str(source)), load_source(target, abstract=True)
+            plan, _, _ = plan_sources(linen, nnx_target)
+            assert plan.ok, [r.to_json() for r in plan.refused]
+            return write_converted(plan, linen, nnx_target, str(out), make_model=model_factory(target))
+        return Workload(run, 2 * ARRAYS, warmup=False, check=lambda: (fresh(), {})[1])
+    if case.impl == "orbax":
+        import orbax.checkpoint as ocp
+
+        def run() -> Any:
+            fresh()
+            with ocp.StandardCheckpointer() as checkpointer:
+                tree = checkpointer.restore(source)
+                state = {"layers": {str(i): {k: {"value": v} for k, v in tree["params"][f"Dense_{i}"].items()}
+                                    for i in range(ARRAYS)}}
+                checkpointer.save(out, state)
+                checkpointer.wait_until_finished()
+        return Workload(run, 2 * ARRAYS, warmup=False, check=lambda: (fresh(), {})[1])
+    raise _unknown(case)
+
+
 # --- weight files --------------------------------------------------------------------------------
 
 @workload("weights-write")

@@ -166,6 +166,22 @@ def llama_linen(config: LlamaConfig = LLAMA_7B) -> tuple[LlamaLinen, tuple[jax.A
     return LlamaLinen(config), (jnp.ones((1, 8), jnp.int32),)
 
 
+class DenseStack(nnx.Module):
+    """``ARRAYS`` ``Linear(dim, dim)`` layers: the NNX twin of a Linen checkpoint of ``Dense_i`` (the convert bench)."""
+
+    def __init__(self, dim: int, layers: int, rngs: nnx.Rngs):
+        self.layers = nnx.List([nnx.Linear(dim, dim, rngs=rngs) for _ in range(layers)])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+_DENSE = re.compile(r"^dense_nnx_(?P<dim>\d+)$")
+DENSE_LAYERS = 16
+
+
 def factory(name: str) -> Callable[[], Any]:
     """The zero-argument factory a spec names: ``blocks_nnx_N``, ``blocks_linen_N``, ``llama_*``.
 
@@ -178,10 +194,13 @@ def factory(name: str) -> Callable[[], Any]:
         return llama_nnx
     if name == "llama_linen":
         return llama_linen
+    dense = _DENSE.match(name)
+    if dense is not None:
+        return lambda: DenseStack(int(dense["dim"]), DENSE_LAYERS, nnx.Rngs(0))
     match = _FACTORY.match(name)
     if match is None:
         raise AttributeError(f"bench.models has no factory {name!r} (blocks_nnx_N, blocks_linen_N, "
-                             "llama_nnx, llama_linen)")
+                             "llama_nnx, llama_linen, dense_nnx_DIM)")
     n = int(match["n"])
     if match["form"] == "nnx":
         return lambda: blocks_nnx(n)

@@ -122,6 +122,11 @@ MEASURES: tuple[Measure, ...] = (
     Measure("msgpack-flax", "flax msgpack `show` vs flax reading the file", "weights-msgpack", "flax",
             "`msgpack_restore(open(f, 'rb').read())`", unit="checkpoint",
             context="flax has no way to list a msgpack file without reading every array; ours seeks past them"),
+    Measure("convert", "convert a Linen checkpoint (16 `Dense`) into NNX, streamed", "convert", "orbax",
+            "Orbax `restore` + rename + `save` of the whole tree in one process", unit="checkpoint",
+            goal=Goal("≤ 1.5×, whole process < 800 MB at 1 GiB", max_ratio=1.5, max_rss_mb=800, at=4096),
+            context="ours holds one array at a time (`ocp.v1.partial.save` per array, then `finalize`); "
+                    "Orbax holds the whole model"),
     Measure("treescope", "treescope view the app shows", "treescope", "treescope",
             "`treescope.render_to_html(model)` (whole model)", growth=True,
             context="beyond 400 variables the app renders only the module holding the selected variable, so "
@@ -164,6 +169,8 @@ class Plan:
                         fmt = workload.removeprefix("weights-")
                         params = (("dir", str(scratch / f"weights-{size}.{fmt}")), ("format", fmt),
                                   ("writer", "weights-write"))
+                    if workload == "convert":
+                        params = (("dir", str(scratch / f"convert-{size}")), ("writer", "convert-write"))
                     if workload == "abstract" and impl == "ours" and self.name == "full":
                         params = (("check", "concrete"),)
                     cap = NNX_EVAL_SHAPE_CAP if impl == "nnx" and workload == "abstract" else None
@@ -183,14 +190,15 @@ FULL = Plan(
            "filter": _STEPS, "split": _STEPS, "split-merge": _STEPS,
            "abstract": (50, 200, 1000), "llama": (1,),
            "checkpoint": (64, 1296, 4096, 8192), "weights-safetensors": (64, 4096), "weights-msgpack": (64, 4096),
-           "treescope": _STEPS, "app": (1000,), "port-train": (100, 1_000)},
+           "convert": (4096,), "treescope": _STEPS, "app": (1000,), "port-train": (100, 1_000)},
     impls={"normalize-nnx": ("ours", "flax"), "normalize-linen": ("ours", "jax"), "diff-rename": ("ours",),
            "diff-same": ("ours", "orbax"), "diff-tree": ("ours", "diff"), "filter": ("ours", "flax"),
            "split": ("ours", "flax"),
            "split-merge": ("ours", "flax"), "abstract": ("ours", "linen", "nnx"),
            "llama": ("ours", "linen", "nnx"), "checkpoint": ("ours", "orbax"),
            "weights-safetensors": ("ours",), "weights-msgpack": ("ours", "flax"),
-           "treescope": ("ours", "treescope"), "app": ("ours", "streamlit"), "port-train": ("ours", "handwritten")},
+           "convert": ("ours", "orbax"), "treescope": ("ours", "treescope"), "app": ("ours", "streamlit"),
+           "port-train": ("ours", "handwritten")},
     reps=3, budget=60.0, processes=3)
 
 QUICK = Plan(

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
     port.add_argument("--out", metavar="DIR", help="write the converted NNX state as an Orbax checkpoint")
     port.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    port.add_argument("--weights", metavar="SOURCE",
+                      help="load the Linen model's variables from this checkpoint or weight file first "
+                           "(trained weights; paired through the alignment when paths differ)")
     port.add_argument("--atol", type=_tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     port.add_argument("--rtol", type=_tolerance, default=1e-5, help="relative tolerance (default 1e-5)")
     train = port.add_argument_group("training-step check (--train)")
@@ -99,6 +102,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how to put the Linen model in training mode when its flag is not named train, "
                             "training or deterministic (repeatable), e.g. is_training=true")
     port.set_defaults(func=cmd_port)
+
+    conv = commands.add_parser("convert", help="write Linen weights as a restorable NNX Orbax checkpoint",
+                               description="Convert the Linen weights of SOURCE (a Linen model, an Orbax "
+                                           "checkpoint incl. TrainState layouts, a weight file) into the NNX "
+                                           "model TARGET's layout and write an Orbax checkpoint, one array at a "
+                                           "time. Exit 0: written; 1: refused (a target variable would keep its "
+                                           "initial value, or a source weight would be dropped); 2: bad input.")
+    _add_source(conv, "SOURCE")
+    conv.add_argument("target", metavar="TARGET", help="the NNX model (sample:NAME:nnx or a factory); built abstractly")
+    conv.add_argument("--out", metavar="DIR", help="the Orbax checkpoint folder to write (omit to only plan)")
+    conv.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
+    conv.add_argument("--allow-missing", metavar="REGEX",
+                      help="target variables (paths without the Linen collection) that may keep their initial value")
+    conv.add_argument("--allow-unused", metavar="REGEX",
+                      help="source weights (paths without the Linen collection) that may be dropped")
+    conv.add_argument("--dtype", metavar="DTYPE", help="write float weights in this dtype (default: the target's)")
+    conv.add_argument("--force", action="store_true", help="replace an existing --out checkpoint")
+    conv.add_argument("--emit-python", metavar="FILE",
+                      help="also write a standalone converter module (numpy/jax/flax/orbax only)")
+    _add_format(conv, ("table", "json"))
+    conv.set_defaults(func=cmd_convert)
 
     steps = commands.add_parser("steps", help="list the steps of a CheckpointManager directory (with their items) "
                                               "or of a folder of legacy flax checkpoint_<N> saves")
@@ -221,6 +245,10 @@ def cmd_port(args: argparse.Namespace) -> int:
     train_args = parse_train_args(args.train_arg) if args.train else None
     rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
     linen = load_source(args.linen)
+    if args.weights:
+        from loaders.porting import with_weights
+
+        linen = with_weights(linen, load_source(args.weights))
     target = load_source(args.nnx)
     tolerance = Tolerance(rtol=args.rtol, atol=args.atol)
     report, state = port_sources(linen, target, rules=rules, tolerance=tolerance)
@@ -237,6 +265,55 @@ def cmd_port(args: argparse.Namespace) -> int:
     else:
         print(result.to_text())
     return 0 if result.ok else 1
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from inspector.align.rules import parse_rules
+    from inspector.convert_plan import check_dtype
+    from inspector.convert_report import convert_json, convert_table
+    from loaders import load_source
+    from loaders.convert import (
+        check_not_source,
+        emit_python,
+        model_factory,
+        plan_sources,
+        terminal_progress,
+        write_converted,
+    )
+    from loaders.porting import check_output
+
+    if args.abstract:
+        from inspector.errors import InspectorError
+
+        raise InspectorError("convert reads the source's arrays and always builds the target abstractly: "
+                             "drop --abstract")
+    dtype = check_dtype(args.dtype)
+    rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
+    source = load_source(args.source)
+    target = load_source(args.target, abstract=True)
+    _print_notes(source, target)
+    if args.out:  # refuse a bad --out before any work
+        check_not_source(args.out, source)
+        check_output(args.out, force=args.force)
+    plan, _, notes = plan_sources(source, target, rules=rules, allow_missing=args.allow_missing,
+                                  allow_unused=args.allow_unused, dtype=dtype)
+    for note in [*notes, *plan.notes]:
+        print(f"note: {note}", file=sys.stderr)
+    written = emitted = None
+    if plan.ok:
+        make_model = model_factory(args.target)
+        if args.out:
+            progress = terminal_progress() if args.format != "json" and sys.stderr.isatty() else None
+            written = str(write_converted(plan, source, target, args.out, make_model=make_model,
+                                          force=args.force, progress=progress))
+        if args.emit_python:
+            _write_text(args.emit_python, emit_python(plan, source, make_model, target=target.spec), "converter file")
+            emitted = args.emit_python
+    if args.format == "json":
+        _print_json(convert_json(source.spec, target.spec, plan, written, emitted))
+    else:
+        print(convert_table(source.spec, target.spec, plan, written, emitted))
+    return 0 if plan.ok else 1
 
 
 def _read_text(path: str, what: str) -> str:

@@ -7,11 +7,13 @@ NNX state as an Orbax checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jax
 from flax import nnx
 
 from inspector.align.rules import Rules, forced_pairs
@@ -72,14 +74,12 @@ def _what(source: LoadedSource) -> str:
     return f"it is {form} {type(source.obj).__name__}"
 
 
-def write_state(directory: str, state: nnx.State, *, force: bool = False, make_parents: bool = False) -> Path:
-    """Save ``state`` with Orbax so ``StandardCheckpointer().restore(dir, abstract_state)`` loads it.
+def check_output(directory: str, *, force: bool = False) -> Path:
+    """The resolved output folder, after the ``--out``/``--force`` rules; deletes nothing.
 
-    ``force`` replaces an existing Orbax checkpoint (or an empty folder) only: a folder holding
-    anything else is never deleted.
+    An existing folder is refused unless ``force``; even with ``force``, only an Orbax checkpoint
+    (or an empty folder) may be replaced: a folder holding anything else never is.
     """
-    import orbax.checkpoint as ocp
-
     path = Path(directory).expanduser().resolve()
     if path.exists():
         if not force:
@@ -89,6 +89,19 @@ def write_state(directory: str, state: nnx.State, *, force: bool = False, make_p
         if any(path.iterdir()) and not any((path / m).exists() for m in _CHECKPOINT_MARKERS):
             raise PortError(f"output directory {directory!r} holds files that are not an Orbax checkpoint; "
                             "it is not replaced even with --force: choose a new folder")
+    return path
+
+
+def write_state(directory: str, state: nnx.State, *, force: bool = False, make_parents: bool = False) -> Path:
+    """Save ``state`` with Orbax so ``StandardCheckpointer().restore(dir, abstract_state)`` loads it.
+
+    ``force`` replaces an existing Orbax checkpoint (or an empty folder) only: a folder holding
+    anything else is never deleted.
+    """
+    import orbax.checkpoint as ocp
+
+    path = check_output(directory, force=force)
+    if path.exists():
         shutil.rmtree(path)
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,3 +112,47 @@ def write_state(directory: str, state: nnx.State, *, force: bool = False, make_p
     checkpointer.wait_until_finished()
     checkpointer.close()
     return path
+
+
+def with_weights(linen: LoadedSource, weights: LoadedSource) -> LoadedSource:
+    """``linen`` with its variables read from ``weights`` (a checkpoint or weight file), through the alignment.
+
+    Every Linen variable must get a value and every stored weight must be used (optimizer state
+    and step aside), or PortError lists what is missing: a port check on half-loaded weights
+    would prove nothing. Layout transforms and dtype casts are applied as ``convert`` applies them.
+    """
+    import numpy as np
+    from flax import traverse_util
+
+    from inspector.align.structure import structure_of
+    from inspector.convert_plan import plan_conversion, split_source
+    from inspector.diffing import diff_trees
+    from inspector.port_check import weight_records
+
+    if linen.variables is None or not isinstance(linen.example, LinenExample):
+        raise PortError(f"source {linen.spec!r} is not a runnable Linen model ({_what(linen)}); --weights fills "
+                        "a Linen model's variables: pass the model as LINEN")
+    if weights.form not in ("checkpoint", "weights", "linen"):
+        raise PortError(f"--weights {weights.spec!r} holds no Linen weights ({_what(weights)})")
+    stored, _ = split_source(weights.records)
+    live = [r for r, _ in weight_records(linen.variables)]
+    entries = diff_trees(stored, live, left_structure=weights.structure, right_structure=structure_of(linen.variables),
+                         rng_one_sided=True, sharding_one_sided=False)
+    plan = plan_conversion(entries)
+    if not plan.ok:
+        lines = [f"{r.status}: {r.left.full_name if r.left else '—'} → {r.right.full_name if r.right else '—'} "
+                 f"({r.reason}{f'; nearest {r.nearest}' if r.nearest else ''})" for r in plan.refused]
+        shown = "; ".join(lines[:12]) + (f"; and {len(lines) - 12} more" if len(lines) > 12 else "")
+        raise PortError(f"--weights {weights.spec!r} does not fill the Linen model {linen.spec!r}: {shown}; "
+                        "check that both are the same model")
+    by_key = {(m.right.collection or "", tuple(map(str, m.right.path))): m for m in plan.moves}
+    flat = traverse_util.flatten_dict(dict(linen.variables))
+    for key in flat:
+        move = by_key.get((str(key[0]), tuple(map(str, key[1:]))))
+        if move is None:
+            continue  # intermediates, perturbations: not weights
+        arrays = [np.asarray(weights.read(p)) for p in move.parts]
+        value = move.transform.apply(*arrays) if move.transform is not None else arrays[0]
+        flat[key] = jax.numpy.asarray(value, dtype=jax.numpy.dtype(move.dtype))
+    variables = traverse_util.unflatten_dict(flat)
+    return dataclasses.replace(linen, variables=variables, spec=f"{linen.spec} with {weights.spec}")

@@ -219,3 +219,19 @@ def test_diff_page_shows_the_restore_verdict_for_a_checkpoint(tmp_path, monkeypa
     verdict = at.error[0].value
     assert verdict.startswith("**restore: fails")
     assert "linear/kernel (the checkpoint has it as params/Dense_0/kernel)" in verdict
+
+
+def test_port_page_converts_under_the_root_and_offers_the_converter(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSPECTOR_ROOT", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("app_pages/port.py").run()
+    assert not at.exception and any(s.value.startswith("OK: 4 mapped") for s in at.success)
+    assert at.dataframe[0].value["nnx"].tolist()[0] == "block/linear/bias"
+    at.text_input(key="convert_out").set_value("../outside").run()
+    at.button(key="convert_run").click().run()
+    assert any("not inside the root folder" in e.value for e in at.error) and not (tmp_path.parent / "outside").exists()
+    at.text_input(key="convert_out").set_value("converted/block_nnx").run()
+    at.button(key="convert_run").click().run()
+    assert not at.exception and not at.error
+    assert (tmp_path / "converted" / "block_nnx" / "_METADATA").exists()
+    assert at.get("download_button")

@@ -38,7 +38,7 @@ def test_training_toggle_names_the_batchnorm_statistics_of_a_momentum_bug():
     assert not at.exception
     assert at.success[0].value.startswith("MATCH")  # inference agrees
     assert at.error[0].value.startswith("TRAINS DIFFERENTLY: 2 state variable(s) differ")
-    frames = {tuple(df.value["path"]) for df in at.dataframe[1:]}
+    frames = {tuple(df.value["path"]) for df in at.dataframe[1:] if "path" in df.value.columns}
     assert ("bn/var", "bn/mean") in frames or ("bn/mean", "bn/var") in frames
 
 
@@ -47,4 +47,4 @@ def test_training_toggle_shows_a_missing_flag_and_takes_train_args():
     at.button(key="port_run").click().run()
     assert not at.exception and "--train-arg NAME=JSON" in at.error[0].value
     at.text_area(key="port_train_args").set_value("is_training=true").run()
-    assert not at.exception and at.success[-1].value.startswith("TRAINS THE SAME")
+    assert not at.exception and any(s.value.startswith("TRAINS THE SAME") for s in at.success)

@@ -162,3 +162,15 @@ def test_weight_file_cases_write_their_file_first_and_repeat_enough(tmp_path):
     rows = {(r.measure.key, r.size): r for r in suite.build_rows(results)}
     assert rows["msgpack-flat", 4096].ratio == pytest.approx(2.0) and rows["msgpack-flat", 4096].misses()
     assert rows["safetensors-flat", 4096].reference.case.size == 64
+
+
+def test_convert_case_writes_a_restorable_checkpoint_and_cleans_up(tmp_path, monkeypatch):
+    monkeypatch.chdir(protocol.ROOT)  # the target spec is bench/models.py, relative to the checkout
+    params = (("dir", str(tmp_path / "convert-64")),)
+    cases.WORKLOADS["convert-write"](Case("convert-write", 64, "orbax", params=params)).run()
+    for impl in ("ours", "orbax"):
+        workload = cases.WORKLOADS["convert"](Case("convert", 64, impl, params=params))
+        workload.run()
+        assert (tmp_path / "convert-64-nnx" / "_METADATA").exists()
+        workload.check()
+        assert not (tmp_path / "convert-64-nnx").exists()
