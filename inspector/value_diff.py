@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-BLOCK = 1 << 20  # elements per block of float64 work
+BLOCK = 1 << 16  # elements per block of float64 work: small enough to stay in the cache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,35 +86,62 @@ class RunningDiff:
             self.inf_left, self.inf_right = self.inf_left + inf, self.inf_right + inf
             return
         x, y = _float64(a), _float64(b)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            diff = np.abs(x - y)
+            top = diff.max()
+            if np.isfinite(top) and x.dtype.kind != "c":
+                self._add_finite(x, y, diff, float(top), offset)
+            else:
+                self._add_general(x, y, diff, offset)
+
+    def _add_finite(self, x: np.ndarray, y: np.ndarray, diff: np.ndarray, top: float, offset: int) -> None:
+        """Both blocks finite (their difference is): every number in a few passes, no masks."""
+        tolerance = np.abs(y)
+        scale = np.maximum(np.abs(x), tolerance)
+        tolerance *= self.rtol
+        tolerance += self.atol
+        out = int(np.count_nonzero(diff > tolerance))  # exactly np.isclose's test, negated
+        ratio = np.divide(diff, tolerance) if self.atol > 0 else \
+            np.divide(diff, tolerance, out=np.where(diff > 0, np.inf, 0.0), where=tolerance > 0)
+        np.divide(diff, scale, out=scale, where=scale > 0)
+        scale[diff == 0] = 0.0
+        self.max_abs = max(self.max_abs, top)
+        self.max_rel = max(self.max_rel, float(scale.max()))
+        self.tol_ratio = max(self.tol_ratio, float(ratio.max()))
+        self.n_out += out
+        if top > 0 and (self.first_diff is None or offset < self.first_diff):
+            first = offset + int(np.argmax(diff > 0))
+            self.first_diff = first if self.first_diff is None else min(self.first_diff, first)
+
+    def _add_general(self, x: np.ndarray, y: np.ndarray, diff: np.ndarray, offset: int) -> None:
+        """NaN, Inf or complex values: masks for what is finite."""
         nan_x, inf_x = _nonfinite(x)
         nan_y, inf_y = _nonfinite(y)
         self.nan_left, self.nan_right = self.nan_left + nan_x, self.nan_right + nan_y
         self.inf_left, self.inf_right = self.inf_left + inf_x, self.inf_right + inf_y
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            diff = np.abs(x - y)
-            close = np.isclose(x, y, rtol=self.rtol, atol=self.atol, equal_nan=True)
-            differs = x != y
-            if nan_x or nan_y:
-                differs &= ~(np.isnan(x) & np.isnan(y))
-            finite = np.isfinite(diff)
-            every = bool(finite.all())
-            d = diff if every else diff[finite]
-            if d.size:
-                scale = np.maximum(np.abs(x), np.abs(y))
-                scale = scale if every else scale[finite]
-                rel = np.divide(d, scale, out=np.zeros_like(d), where=scale > 0)
-                tolerance = self.atol + self.rtol * np.abs(y if every else y[finite])
-                ratio = np.divide(d, tolerance, out=np.where(d > 0, np.inf, 0.0), where=tolerance > 0)
-                self.max_abs = max(self.max_abs, float(d.max()))
-                self.max_rel = max(self.max_rel, float(rel.max()))
-                self.tol_ratio = max(self.tol_ratio, float(ratio.max()))
-            out = int(close.size - np.count_nonzero(close))
-            if out and not every and not close[~finite].all():
-                self.tol_ratio = math.inf  # NaN against a number, or infinities that differ
-            self.n_out += out
-            if differs.any():
-                first = offset + int(np.argmax(differs))
-                self.first_diff = first if self.first_diff is None else min(self.first_diff, first)
+        close = np.isclose(x, y, rtol=self.rtol, atol=self.atol, equal_nan=True)
+        differs = x != y
+        if nan_x or nan_y:
+            differs &= ~(np.isnan(x) & np.isnan(y))
+        finite = np.isfinite(diff)
+        every = bool(finite.all())
+        d = diff if every else diff[finite]
+        if d.size:
+            scale = np.maximum(np.abs(x), np.abs(y))
+            scale = scale if every else scale[finite]
+            rel = np.divide(d, scale, out=np.zeros_like(d), where=scale > 0)
+            tolerance = self.atol + self.rtol * np.abs(y if every else y[finite])
+            ratio = np.divide(d, tolerance, out=np.where(d > 0, np.inf, 0.0), where=tolerance > 0)
+            self.max_abs = max(self.max_abs, float(d.max()))
+            self.max_rel = max(self.max_rel, float(rel.max()))
+            self.tol_ratio = max(self.tol_ratio, float(ratio.max()))
+        out = int(close.size - np.count_nonzero(close))
+        if out and not every and not close[~finite].all():
+            self.tol_ratio = math.inf  # NaN against a number, or infinities that differ
+        self.n_out += out
+        if differs.any():
+            first = offset + int(np.argmax(differs))
+            self.first_diff = first if self.first_diff is None else min(self.first_diff, first)
 
     def merge(self, other: RunningDiff) -> RunningDiff:
         """Add another piece's distance (in place); returns ``self``."""
