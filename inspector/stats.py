@@ -54,16 +54,19 @@ class RunningStats:
         floating = jax.numpy.issubdtype(flat.dtype, np.inexact)  # numpy says no for bfloat16 / float8
         out = cls()
         for part in _chunks(flat):
-            if floating and part.size:
-                lo, hi = part.min(), part.max()  # NaN and ±Inf show here: most blocks skip the check below
-                if not (np.isfinite(lo) and np.isfinite(hi)):
-                    finite = np.isfinite(part)
-                    nan = int(np.isnan(part).sum())
-                    out.nan += nan
-                    out.inf += part.size - int(finite.sum()) - nan
-                    part = part[finite]
-            if part.size:
-                out.merge(_block(part))
+            if not part.size:
+                continue
+            lo, hi = part.min(), part.max()  # NaN and ±Inf show here: most blocks skip the check below
+            if floating and not (np.isfinite(lo) and np.isfinite(hi)):
+                finite = np.isfinite(part)
+                nan = int(np.isnan(part).sum())
+                out.nan += nan
+                out.inf += part.size - int(finite.sum()) - nan
+                part = part[finite]
+                if not part.size:
+                    continue
+                lo, hi = part.min(), part.max()
+            out.merge(_block(part, lo, hi))
         return out
 
     def merge(self, other: RunningStats) -> RunningStats:
@@ -87,19 +90,19 @@ class RunningStats:
                      nan=self.nan, inf=self.inf)
 
 
-def _block(part: np.ndarray) -> RunningStats:
+def _block(part: np.ndarray, lo: Any, hi: Any) -> RunningStats:
     """One block of finite values, two passes (mean, then deviations) in float64."""
-    complex_ = np.iscomplexobj(part)
-    values = part.astype(np.complex128 if complex_ else np.float64)
-    mean = float(values.sum().real) / values.size
-    if complex_:
+    if np.iscomplexobj(part):
+        values = part.astype(np.complex128)
+        mean = float(values.sum().real) / values.size
         deviation = np.abs(values - mean)
     else:
-        deviation = values
+        deviation = part.astype(np.float64)
+        mean = float(deviation.sum()) / deviation.size
         deviation -= mean
-    np.square(deviation, out=deviation)  # not np.dot: BLAS threads spin on a busy machine
-    return RunningStats(count=int(values.size), mean=mean, m2=float(deviation.sum()),
-                        lo=float(part.min().real), hi=float(part.max().real))
+    # einsum, not np.dot: BLAS threads spin on a busy machine; one pass, no squares written
+    return RunningStats(count=int(part.size), mean=mean, m2=float(np.einsum("i,i->", deviation, deviation)),
+                        lo=float(lo.real), hi=float(hi.real))
 
 
 def array_stats(array: Any) -> Stats:
