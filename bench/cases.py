@@ -520,6 +520,143 @@ def port_train(case: Case) -> Workload:
     raise _unknown(case)
 
 
+# --- values at bandwidth (issue 17) -------------------------------------------------------------
+
+PLANTED = (("w03", (17, -1), 0.5), ("w11", (-96, 5), 1e-3))  # (array, index, relative change) on the right
+
+
+@workload("values-write")
+def values_write(case: Case) -> Workload:
+    """Set-up, not a measure: 16 random ``size`` x ``size`` float32 arrays as two Orbax checkpoints
+    ``DIR/left`` and ``DIR/right`` that differ in two planted values, or as one safetensors file."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    tree = {f"w{i:02d}": rng.standard_normal((case.size, case.size), dtype=np.float32) for i in range(ARRAYS)}
+    path = Path(case.param("dir")).resolve()
+
+    def run() -> None:
+        if case.impl == "safetensors":
+            from safetensors.numpy import save_file
+
+            save_file(tree, str(path), metadata={"format": "np"})
+            return
+        import orbax.checkpoint as ocp
+
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(path / "left", tree)
+        checkpointer.wait_until_finished()
+        for name, index, change in PLANTED:
+            tree[name][index] *= 1 + change
+        checkpointer.save(path / "right", tree)
+        checkpointer.wait_until_finished()
+        checkpointer.close()
+    return Workload(run, ARRAYS, once=True, warmup=False)
+
+
+def _quietly(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """The CLI's call with its output dropped; what it imports is imported now, outside the timing."""
+    import orbax.checkpoint  # noqa: F401
+    import tensorstore  # noqa: F401
+
+    import inspector.diff_report  # noqa: F401
+    import loaders.checkpoint  # noqa: F401
+    import loaders.stream_readers  # noqa: F401
+    import loaders.streaming  # noqa: F401
+    import loaders.weights  # noqa: F401
+
+    def run() -> Any:
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            return fn()
+    return run
+
+
+@workload("values-diff")
+def values_diff(case: Case) -> Workload:
+    """``diff LEFT RIGHT --values`` (the CLI's code path, in process) against restoring both with Orbax
+    and comparing every array with numpy (max |a − b| and ``np.allclose``)."""
+    directory = Path(case.param("dir")).resolve()
+    left, right = str(directory / "left"), str(directory / "right")
+    if case.impl == "ours":
+        from inspector.__main__ import main
+
+        def check() -> dict[str, Any]:
+            import contextlib
+            import io
+            import json
+
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                main(["diff", left, right, "--values", "--format", "json"])
+            bad = [e["left"]["path"] for e in json.loads(out.getvalue())["entries"] if e["status"] != "match"]
+            return {"mismatches": ", ".join(bad)}
+        return Workload(_quietly(lambda: main(["diff", left, right, "--values"])), ARRAYS, warmup=False, check=check)
+    if case.impl == "orbax":
+        import numpy as np
+        import orbax.checkpoint as ocp
+
+        def run() -> Any:
+            checkpointer = ocp.StandardCheckpointer()
+            try:
+                a, b = checkpointer.restore(left), checkpointer.restore(right)
+            finally:
+                checkpointer.close()
+            return {k: (float(np.abs(a[k] - b[k]).max()), bool(np.allclose(a[k], b[k]))) for k in a}
+        return Workload(run, ARRAYS, warmup=False)
+    raise _unknown(case)
+
+
+@workload("values-show")
+def values_show(case: Case) -> Workload:
+    """``show DIR --values`` of a 1 GiB Orbax checkpoint against reading every array whole with
+    TensorStore (decompression only) and a plain sequential read of its files."""
+    directory = Path(case.param("dir")).resolve() / "left"
+    if case.impl == "ours":
+        from inspector.__main__ import main
+
+        return Workload(_quietly(lambda: main(["show", str(directory), "--values"])), ARRAYS, warmup=False)
+    if case.impl == "tensorstore":
+        import tensorstore as ts
+
+        def run() -> Any:
+            base = {"driver": "file", "path": str(directory) + "/"}
+            stores = [ts.open({"driver": "zarr", "kvstore": {"driver": "ocdbt", "base": base, "path": f"w{i:02d}"}},
+                              open=True, read=True).result() for i in range(ARRAYS)]
+            return [store.read().result().shape for store in stores]
+        return Workload(run, ARRAYS, warmup=False)
+    if case.impl == "read":
+        return Workload(lambda: _read_files(directory), ARRAYS, warmup=False)
+    raise _unknown(case)
+
+
+@workload("values-safetensors")
+def values_safetensors(case: Case) -> Workload:
+    """``show FILE.safetensors --values`` against a plain sequential read of the file."""
+    path = Path(case.param("dir")).resolve()
+    if case.impl == "ours":
+        from inspector.__main__ import main
+
+        return Workload(_quietly(lambda: main(["show", str(path), "--values"])), ARRAYS, warmup=False)
+    if case.impl == "read":
+        return Workload(lambda: _read_files(path), ARRAYS, warmup=False)
+    raise _unknown(case)
+
+
+def _read_files(root: Path) -> int:
+    """Every byte of a file or of the files under a folder, in 16 MiB reads into one buffer."""
+    buffer = bytearray(16 << 20)
+    total = 0
+    for file in sorted(root.rglob("*")) if root.is_dir() else [root]:
+        if file.is_file():
+            with open(file, "rb", buffering=0) as f:
+                while got := f.readinto(buffer):
+                    total += got
+    return total
+
+
 # --- rendering -----------------------------------------------------------------------------------
 
 @workload("treescope")

@@ -127,6 +127,18 @@ MEASURES: tuple[Measure, ...] = (
             goal=Goal("≤ 1.5×, whole process < 800 MB at 1 GiB", max_ratio=1.5, max_rss_mb=800, at=4096),
             context="ours holds one array at a time (`ocp.v1.partial.save` per array, then `finalize`); "
                     "Orbax holds the whole model"),
+    Measure("values-diff", "`diff --values`, two Orbax checkpoints (two planted differences)", "values-diff",
+            "orbax", "`StandardCheckpointer().restore` of both + numpy (max |a − b|, `np.allclose`)",
+            unit="checkpoint", goal=Goal("≤ 1.0×, peak RSS < 700 MB", max_ratio=1.0, max_rss_mb=700, at=4096),
+            context="ours also computes max_rel, tol_ratio, NaN/Inf counts, n_out_of_tolerance and the first "
+                    "difference; the peer holds both checkpoints in memory"),
+    Measure("values-show-ts", "`show --values`, Orbax checkpoint, vs TensorStore", "values-show", "tensorstore",
+            "TensorStore reading every array whole (decompression only)", unit="checkpoint",
+            context="statistics on top of the same decompression; GB/s = checkpoint bytes / time"),
+    Measure("values-show-read", "`show --values`, Orbax checkpoint, vs a plain read", "values-show", "read",
+            "a sequential read of the checkpoint's files (no decompression)", unit="checkpoint"),
+    Measure("values-safetensors", "`show --values`, safetensors file, vs a plain read", "values-safetensors", "read",
+            "a sequential read of the file", unit="checkpoint"),
     Measure("treescope", "treescope view the app shows", "treescope", "treescope",
             "`treescope.render_to_html(model)` (whole model)", growth=True,
             context="beyond 400 variables the app renders only the module holding the selected variable, so "
@@ -171,6 +183,12 @@ class Plan:
                                   ("writer", "weights-write"))
                     if workload == "convert":
                         params = (("dir", str(scratch / f"convert-{size}")), ("writer", "convert-write"))
+                    if workload in ("values-diff", "values-show"):  # one pair of checkpoints for both
+                        params = (("dir", str(scratch / f"values-{size}")), ("format", "orbax"),
+                                  ("writer", "values-write"))
+                    if workload == "values-safetensors":
+                        params = (("dir", str(scratch / f"values-{size}.safetensors")), ("format", "safetensors"),
+                                  ("writer", "values-write"))
                     if workload == "abstract" and impl == "ours" and self.name == "full":
                         params = (("check", "concrete"),)
                     cap = NNX_EVAL_SHAPE_CAP if impl == "nnx" and workload == "abstract" else None
@@ -190,14 +208,17 @@ FULL = Plan(
            "filter": _STEPS, "split": _STEPS, "split-merge": _STEPS,
            "abstract": (50, 200, 1000), "llama": (1,),
            "checkpoint": (64, 1296, 4096, 8192), "weights-safetensors": (64, 4096), "weights-msgpack": (64, 4096),
-           "convert": (4096,), "treescope": _STEPS, "app": (1000,), "port-train": (100, 1_000)},
+           "convert": (4096,), "values-diff": (4096,), "values-show": (4096,), "values-safetensors": (4096,),
+           "treescope": _STEPS, "app": (1000,), "port-train": (100, 1_000)},
     impls={"normalize-nnx": ("ours", "flax"), "normalize-linen": ("ours", "jax"), "diff-rename": ("ours",),
            "diff-same": ("ours", "orbax"), "diff-tree": ("ours", "diff"), "filter": ("ours", "flax"),
            "split": ("ours", "flax"),
            "split-merge": ("ours", "flax"), "abstract": ("ours", "linen", "nnx"),
            "llama": ("ours", "linen", "nnx"), "checkpoint": ("ours", "orbax"),
            "weights-safetensors": ("ours",), "weights-msgpack": ("ours", "flax"),
-           "convert": ("ours", "orbax"), "treescope": ("ours", "treescope"), "app": ("ours", "streamlit"),
+           "convert": ("ours", "orbax"), "values-diff": ("ours", "orbax"),
+           "values-show": ("ours", "tensorstore", "read"), "values-safetensors": ("ours", "read"),
+           "treescope": ("ours", "treescope"), "app": ("ours", "streamlit"),
            "port-train": ("ours", "handwritten")},
     reps=3, budget=60.0, processes=3)
 

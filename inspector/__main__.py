@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(show, ("table", "json"))
     show.add_argument("--values", action="store_true",
                       help="also read values for statistics (min, max, mean, std, NaN/Inf counts); "
-                           "a checkpoint or weight file is read one array at a time")
+                           "arrays are read in pieces on two threads, within --memory-budget")
+    _add_budget(show)
     show.set_defaults(func=cmd_show)
 
     diff = commands.add_parser("diff", help="align two sources variable by variable and report what differs",
@@ -49,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(diff, "LEFT")
     _add_source(diff, "RIGHT")
     _add_format(diff, ("table", "json", "markdown"))
-    diff.add_argument("--values", action="store_true", help="also compare values (max_abs, max_rel, allclose)")
+    diff.add_argument("--values", action="store_true",
+                      help="also compare values (max_abs, max_rel, allclose, tol_ratio, n_out_of_tolerance, "
+                           "first_diff_index), reading both sides in pieces within --memory-budget")
+    _add_budget(diff)
     diff.add_argument("--rtol", type=_tolerance, default=None, help="relative tolerance for --values (default 1e-5)")
     diff.add_argument("--atol", type=_tolerance, default=None, help="absolute tolerance for --values (default 1e-8)")
     diff.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
@@ -153,6 +157,48 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+def _budget(text: str) -> int:
+    from inspector.errors import InspectorError
+    from loaders.streaming import parse_budget
+
+    try:
+        return parse_budget(text)
+    except InspectorError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _add_budget(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--memory-budget", type=_budget, default="256MiB", metavar="SIZE",
+                        help="bound on the array bytes read ahead for --values, e.g. 64MiB or 2GiB (default 256MiB); "
+                             "an Orbax array stored as one chunk larger than this is read alone")
+
+
+class _ProgressLine:
+    """Progress of a value pass on one stderr line, only when stderr is a terminal and the output is
+    not JSON; redrawn at most every 0.2 s and erased when done."""
+
+    def __init__(self, what: str, enabled: bool):
+        self.what = what
+        self.enabled = enabled and sys.stderr.isatty()
+        self.shown = 0.0
+
+    def __call__(self, progress: Any) -> None:
+        import time
+
+        now = time.monotonic()
+        if not self.enabled or (now - self.shown < 0.2 and progress.arrays_done < progress.arrays_total):
+            return
+        self.shown = now
+        sys.stderr.write(f"\r\x1b[K{self.what}: {progress.text()}")
+        sys.stderr.flush()
+
+    def __enter__(self) -> _ProgressLine:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled and self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
 
 def _add_source(parser: argparse.ArgumentParser, name: str) -> None:
@@ -177,7 +223,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from inspector.results import ShowResult
     from loaders import load_source
 
-    src = load_source(args.source, abstract=args.abstract, values=args.values)
+    with _ProgressLine("reading values", args.values and args.format != "json") as progress:
+        src = load_source(args.source, abstract=args.abstract, values=args.values, budget=args.memory_budget,
+                          progress=progress)
     stored = src.obj if src.on_disk else None
     _print_notes(src)
     extra = {("checkpoint" if src.form == "checkpoint" else "file"): stored.to_json()} if stored else {}
@@ -192,7 +240,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from inspector.align.rules import forced_pairs, parse_rules, rules_from_entries
-    from inspector.diffing import Tolerance, diff_trees
+    from inspector.diffing import Tolerance, diff_trees, with_value_diffs
     from inspector.errors import InspectorError
     from inspector.results import DiffResult
     from loaders import load_source
@@ -208,8 +256,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     entries = diff_trees(
         left.records, right.records, left_structure=left.structure, right_structure=right.structure,
         forced=forced, rng_one_sided=not (left.form == right.form == "nnx"),
-        sharding_one_sided=not (left.on_disk or right.on_disk),
-        values=(left.read, right.read) if args.values else None, tolerance=tolerance)
+        sharding_one_sided=not (left.on_disk or right.on_disk), tolerance=tolerance)
+    if args.values:
+        from loaders.streaming import stream_diffs
+
+        with _ProgressLine("comparing values", args.format != "json") as progress:
+            diffs = stream_diffs(left, right, entries, tolerance=tolerance, budget=args.memory_budget,
+                                 progress=progress)
+        entries = with_value_diffs(entries, diffs)
     _print_notes(left, right)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)

@@ -41,8 +41,9 @@ def diff(left: Any, right: Any, *, values: bool = False, rules: Rules = None, ax
          rtol: float = 1e-5, atol: float = 1e-8, abstract: bool = False) -> DiffResult:
     """Pair the variables of two sources (a Linen model and its NNX port) and say what differs."""
     from inspector.align.rules import forced_pairs
-    from inspector.diffing import Tolerance, diff_trees
+    from inspector.diffing import Tolerance, diff_trees, with_value_diffs
     from loaders.source import restore_between
+    from loaders.streaming import stream_diffs
 
     _no_axis_rules(axis_rules)
     if values and abstract:
@@ -50,10 +51,13 @@ def diff(left: Any, right: Any, *, values: bool = False, rules: Rules = None, ax
     parsed = _rules(rules)
     a, b = _load(left, abstract=abstract), _load(right, abstract=abstract)
     forced, notes = forced_pairs(parsed, a.records, b.records) if parsed else ([], [])
+    tolerance = Tolerance(rtol=_tol(rtol), atol=_tol(atol))
     entries = diff_trees(
         a.records, b.records, left_structure=a.structure, right_structure=b.structure, forced=forced,
         rng_one_sided=not (a.form == b.form == "nnx"), sharding_one_sided=not (a.on_disk or b.on_disk),
-        values=(a.read, b.read) if values else None, tolerance=Tolerance(rtol=_tol(rtol), atol=_tol(atol)))
+        tolerance=tolerance)
+    if values:  # the CLI's streaming engine: arrays read ahead within the default memory budget
+        entries = with_value_diffs(entries, stream_diffs(a, b, entries, tolerance=tolerance))
     return DiffResult(a.spec, b.spec, tuple(entries), restore_between(a, b, entries), tuple(notes))
 
 

@@ -45,7 +45,10 @@ def _detail(entry: DiffEntry) -> str:
     if entry.values is not None:
         v = entry.values
         parts.append(f"max_abs {v.max_abs:.3g}, max_rel {v.max_rel:.3g}"
-                     + ("" if v.allclose else " (not allclose)"))
+                     + ("" if v.allclose else f" (not allclose: {v.n_out_of_tolerance:,} out of tolerance, "
+                                              f"tol_ratio {v.tol_ratio:.3g})"))
+        if v.first_diff_index and not v.allclose:  # a scalar has no index worth a word
+            parts.append(f"first difference at [{', '.join(map(str, v.first_diff_index))}]")
         nans = v.nan_left + v.nan_right + v.inf_left + v.inf_right
         if nans:
             parts.append(f"NaN {v.nan_left}/{v.nan_right}, Inf {v.inf_left}/{v.inf_right}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from inspector.align.structure import EMPTY, Structure
 from inspector.kinds import BATCH_COUNT, same_kind
 from inspector.records import VariableRecord
 from inspector.sharding import annotation_problem, sharding_notes
+from inspector.value_diff import RunningDiff, ValueDiff
 
 
 class Status(enum.StrEnum):
@@ -58,22 +59,6 @@ _FIELD_STATUS = (("type", Status.TYPE), ("shape", Status.SHAPE), ("dtype", Statu
                  ("sharding", Status.SHARDING), ("value", Status.VALUE))
 NOT_MISMATCHES = frozenset({Status.MATCH, Status.RENAMED, Status.TRANSFORMED, Status.RNG_ONLY,
                             Status.COUNTER_ONLY})
-
-
-@dataclasses.dataclass(frozen=True)
-class ValueDiff:
-    """How far apart two arrays are; ``max_rel`` is relative to the larger magnitude."""
-
-    max_abs: float
-    max_rel: float
-    allclose: bool
-    nan_left: int
-    nan_right: int
-    inf_left: int
-    inf_right: int
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,17 +202,31 @@ def compare_values(a: Any, b: Any, tolerance: Tolerance = Tolerance()) -> ValueD
     x, y = _numeric(a), _numeric(b)
     if x is None or y is None or x.shape != y.shape:
         return None
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(x - y)
-        scale = np.maximum(np.abs(x), np.abs(y))
-        rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
-        finite = np.isfinite(diff)
-        return ValueDiff(
-            max_abs=float(diff[finite].max()) if finite.any() else 0.0,
-            max_rel=float(rel[finite].max()) if finite.any() else 0.0,
-            allclose=bool(np.allclose(x, y, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=True)),
-            nan_left=int(np.isnan(x).sum()), nan_right=int(np.isnan(y).sum()),
-            inf_left=int(np.isinf(x).sum()), inf_right=int(np.isinf(y).sum()))
+    return RunningDiff.of(x, y, rtol=tolerance.rtol, atol=tolerance.atol).result(x.shape)
+
+
+def comparable(entry: DiffEntry) -> bool:
+    """Whether ``diff --values`` compares this pair: both sides, the same shape (or a key and its data)."""
+    a, b = entry.left, entry.right
+    return a is not None and b is not None and (a.shape == b.shape or same_key_data(a, b))
+
+
+def with_value_diffs(entries: Sequence[DiffEntry], diffs: Mapping[int, ValueDiff | None]) -> list[DiffEntry]:
+    """Entries with the value distances measured apart (``diffs`` by position in ``entries``):
+    a pair that is not allclose gains the ``value`` difference and, if nothing stronger, the
+    ``value_mismatch`` status, exactly as ``diff_trees(..., values=...)`` would have decided."""
+    out = []
+    for i, entry in enumerate(entries):
+        value = diffs.get(i)
+        if value is None:
+            out.append(entry)
+            continue
+        differences = entry.differences
+        if not value.allclose and "value" not in differences:
+            differences = differences + ("value",)
+        status = next((s for f, s in _FIELD_STATUS if f in differences), entry.status)
+        out.append(dataclasses.replace(entry, status=status, differences=differences, values=value))
+    return out
 
 
 def _numeric(value: Any) -> np.ndarray | None:
@@ -255,5 +254,5 @@ def describe_pair(entry: DiffEntry) -> str:
     return f"{left} → {right}" if left and right else left or right
 
 
-__all__ = ["DiffEntry", "Status", "Tolerance", "ValueDiff", "compare_values", "describe_pair",
-           "diff_trees", "same_key_data", "summarize"]
+__all__ = ["DiffEntry", "Status", "Tolerance", "ValueDiff", "comparable", "compare_values", "describe_pair",
+           "diff_trees", "same_key_data", "summarize", "with_value_diffs"]

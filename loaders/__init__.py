@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from inspector.errors import SourceError
 from loaders.source import LoadedSource
 from loaders.spec import SourceSpec, parse_spec
@@ -14,33 +17,34 @@ from loaders.spec import SourceSpec, parse_spec
 __all__ = ["LoadedSource", "SourceSpec", "load_source", "parse_spec"]
 
 
-def load_source(text: str, *, abstract: bool = False, values: bool = False) -> LoadedSource:
+def load_source(text: str, *, abstract: bool = False, values: bool = False, budget: int | None = None,
+                progress: Callable[[Any], None] | None = None) -> LoadedSource:
     """Load any source spec (see ``loaders.spec``); raises ``SourceError`` on bad input.
 
-    With ``values`` every record carries the statistics of its value (``record.stats``); a
-    checkpoint or weight file reads its arrays one at a time for them. ``abstract`` changes
-    nothing for them: they are read from metadata anyway.
+    With ``values`` every record carries the statistics of its value (``record.stats``), read by
+    the streaming engine (``loaders.streaming``) within ``budget`` bytes (default 256 MiB),
+    reporting to ``progress``. ``abstract`` changes nothing for a checkpoint or weight file: they
+    are read from metadata anyway.
     """
     spec = parse_spec(text)
     if spec.kind == "checkpoint":  # a directory: Orbax checkpoint, legacy checkpoints, model folder
         from loaders.weights import load_folder
 
-        return load_folder(spec.target, step=spec.step, values=values, spec=spec.text)
-    if spec.kind == "weights":
+        src = load_folder(spec.target, step=spec.step, values=False, spec=spec.text)
+    elif spec.kind == "weights":
         from loaders.weights import load_weights
 
-        return load_weights(spec.target, values=values, spec=spec.text)
-    if values and abstract:
-        raise SourceError(f"source {spec.text!r}: an abstract build has shapes but no values; "
-                          "drop --abstract to compute value statistics")
-    src = _load_live(spec, abstract=abstract)
+        src = load_weights(spec.target, values=False, spec=spec.text)
+    else:
+        if values and abstract:
+            raise SourceError(f"source {spec.text!r}: an abstract build has shapes but no values; "
+                              "drop --abstract to compute value statistics")
+        src = _load_live(spec, abstract=abstract)
     if not values:
         return src
-    import dataclasses
+    from loaders.streaming import DEFAULT_BUDGET, source_with_stats
 
-    from inspector.stats import records_with_stats
-
-    return dataclasses.replace(src, records=records_with_stats(src.records, src.read))
+    return source_with_stats(src, budget=budget or DEFAULT_BUDGET, progress=progress)
 
 
 def _load_live(spec: SourceSpec, *, abstract: bool) -> LoadedSource:

@@ -29,7 +29,6 @@ from inspector.errors import CheckpointError, InspectorError
 from inspector.process_state import ignoring_warnings, while_active
 from inspector.records import Path as VarPath
 from inspector.records import VariableRecord, format_path
-from inspector.stats import records_with_stats
 from loaders.checkpoint_dirs import Location, quiet_logs, resolve
 from loaders.checkpoint_layout import StoredLeaf, checkpoint_records
 from loaders.source import LoadedSource
@@ -93,12 +92,15 @@ def load_checkpoint(spec: SourceSpec, *, abstract: bool, values: bool = False) -
                               "variable path; cannot inspect")
     checkpoint = Checkpoint(location, tree, stored)
     records = tuple(record for record, _ in entries)
-    if values:
-        records = records_with_stats(records, checkpoint.read)
-    return LoadedSource(
+    source = LoadedSource(
         spec=spec.text, form="checkpoint", records=records,
         values={r.key: jax.ShapeDtypeStruct(r.shape, _dtype(r.dtype, stored[r.key])) for r in records},
         obj=checkpoint, reader=checkpoint.read)
+    if values:
+        from loaders.streaming import source_with_stats
+
+        return source_with_stats(source)
+    return source
 
 
 def read_array(source: LoadedSource, record: VariableRecord) -> Any:

@@ -25,7 +25,6 @@ import numpy as np
 
 from inspector.errors import WeightFileError
 from inspector.records import VariableRecord
-from inspector.stats import array_stats
 from loaders.checkpoint_dirs import StepInfo
 from loaders.formats import open_weight_file
 from loaders.formats.weight_file import WeightFile
@@ -77,26 +76,14 @@ def weights_source(spec: str, weights: WeightFile, *, values: bool) -> LoadedSou
     """The ``LoadedSource`` of an opened weight file; with ``values``, statistics read one array at a time."""
     records = weights.records
     notes = list(weights.notes) + ([] if records else ["it holds no arrays"])
+    source = LoadedSource(spec=spec, form="weights", records=records,
+                          values={r.key: _shape_of(r, weights) for r in records}, obj=weights,
+                          reader=weights.read, notes=tuple(notes))
     if values:
-        records, skipped = _with_stats(weights)
-        notes += skipped
-    return LoadedSource(spec=spec, form="weights", records=records,
-                        values={r.key: _shape_of(r, weights) for r in records}, obj=weights,
-                        reader=weights.read, notes=tuple(notes))
+        from loaders.streaming import source_with_stats
 
-
-def _with_stats(weights: WeightFile) -> tuple[tuple[VariableRecord, ...], list[str]]:
-    out, skipped = [], []
-    for record in weights.records:
-        if not weights.readable(record):
-            skipped.append(f"{record.full_name!r}: no statistics of {record.dtype} values (the file does not say "
-                           "what numbers they are)")
-            out.append(record)
-            continue
-        value = weights.read(record)
-        out.append(dataclasses.replace(record, stats=array_stats(value)))
-        del value
-    return tuple(out), skipped
+        return source_with_stats(source)
+    return source
 
 
 def _shape_of(record: VariableRecord, weights: WeightFile) -> jax.ShapeDtypeStruct:

@@ -225,9 +225,15 @@ def test_show_without_values_has_no_stats(samples, capsys):
 
 
 def test_values_read_one_array_per_restore(samples, monkeypatch):
-    """Memory bound: every Orbax restore asks for exactly one array; no full restore happens."""
+    """Memory bound: every read asks for exactly one array; no full restore happens.
+
+    (Issue 17: values are read with TensorStore from the spec in Orbax's metadata, one array, in
+    whole stored chunks, per read; an Orbax partial restore remains the fallback.)"""
+    from loaders.stream_readers import OrbaxReader
+
     calls = []
     original = ocp.PyTreeCheckpointHandler.restore
+    read = OrbaxReader.read
 
     def counting(self, directory, args=None):
         calls.append(sum(leaf is not ocp.PLACEHOLDER for leaf in jax.tree.leaves(args.item)))
@@ -239,6 +245,7 @@ def test_values_read_one_array_per_restore(samples, monkeypatch):
     monkeypatch.setattr(ocp.PyTreeCheckpointHandler, "restore", counting)
     monkeypatch.setattr(ocp.StandardCheckpointer, "restore", forbidden)
     monkeypatch.setattr(ocp.Checkpointer, "restore", forbidden)
+    monkeypatch.setattr(OrbaxReader, "read", lambda self, r, s, t: calls.append(1) or read(self, r, s, t))
     assert not load_source(str(samples / "train_linen")).records[0].stats and calls == []
     src = load_source(str(samples / "train_linen"), values=True)
     assert calls == [1] * len(src.records) and all(r.stats is not None for r in src.records)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import streamlit as st
 
 from inspector.align.rules import forced_pairs, parse_rules
-from inspector.diffing import DiffEntry, Tolerance, diff_trees, summarize
+from inspector.diffing import DiffEntry, Tolerance, diff_trees, summarize, with_value_diffs
 from inspector.filters import parse_filters
 from inspector.restore import RestoreCheck
 from inspector.splitmerge import Subject, split_groups, subject_of_source
@@ -15,6 +16,7 @@ from inspector.training import TrainReport, parse_train_args
 from loaders import LoadedSource
 from loaders.porting import port_sources, train_sources
 from loaders.source import restore_between
+from loaders.streaming import Progress, stream_diffs
 from ui import sources
 
 
@@ -26,10 +28,42 @@ class DiffResult:
     restore: RestoreCheck | None = None
 
 
+VALUES_KEY = "compare_value_diffs"  # value distances already measured, by sources, rules and tolerances
+_KEPT = 4
+
+
 def diff(left: LoadedSource, right: LoadedSource, rules_text: str, with_values: bool, rtol: float,
          atol: float) -> DiffResult:
-    return _diff(left, right, sources.source_key(left), sources.source_key(right), rules_text, with_values,
-                 rtol, atol)
+    """The diff of two sources; with values, both sides are read by the streaming engine once per
+    sources, rules and tolerances, under an ``st.progress`` bar."""
+    lkey, rkey = sources.source_key(left), sources.source_key(right)
+    result = _diff(left, right, lkey, rkey, rules_text, False, rtol, atol)
+    if not with_values:
+        return result
+    token = (lkey, rkey, rules_text, rtol, atol)
+    measured = st.session_state.setdefault(VALUES_KEY, {})
+    if token not in measured:
+        measured[token] = _measure(left, right, result.entries, Tolerance(rtol=rtol, atol=atol))
+        for old in list(measured)[:-_KEPT]:
+            del measured[old]
+    entries = with_value_diffs(result.entries, measured[token])
+    return DiffResult(tuple(entries), summarize(entries), result.notes, result.restore)
+
+
+def _measure(left: LoadedSource, right: LoadedSource, entries, tolerance: Tolerance) -> dict:
+    bar = st.progress(0.0, text="Comparing values…")
+    shown = [0.0]
+
+    def show(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - shown[0] >= 0.1 or progress.arrays_done == progress.arrays_total:
+            shown[0] = now
+            bar.progress(min(progress.fraction, 1.0), text=f"Comparing values: {progress.text()}")
+
+    try:
+        return stream_diffs(left, right, entries, tolerance=tolerance, progress=show)
+    finally:
+        bar.empty()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
