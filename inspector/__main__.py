@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--atol", type=_tolerance, default=None, help="absolute tolerance for --values (default 1e-8)")
     diff.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
     diff.add_argument("--write-rules", metavar="FILE", help="write the alignment found as a rules file")
+    diff.add_argument("--no-trace", action="store_true",
+                      help="do not trace the forward pass (pair same-shape layers by creation order only)")
     diff.set_defaults(func=cmd_diff)
 
     filt = commands.add_parser("filter", help="the variables an NNX filter expression selects",
@@ -84,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
     port.add_argument("--out", metavar="DIR", help="write the converted NNX state as an Orbax checkpoint")
     port.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    port.add_argument("--no-trace", action="store_true",
+                      help="do not trace the forward passes (pair same-shape layers by creation order only)")
     port.add_argument("--atol", type=_tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     port.add_argument("--rtol", type=_tolerance, default=1e-5, help="relative tolerance (default 1e-5)")
     port.set_defaults(func=cmd_port)
@@ -162,20 +166,22 @@ def cmd_diff(args: argparse.Namespace) -> int:
     left = load_source(args.left, abstract=args.abstract)
     right = load_source(args.right, abstract=args.abstract)
     forced, notes = forced_pairs(rules, left.records, right.records) if rules else ([], [])
+    lstruct, rstruct, trace_notes = _traced_structures(left, right, enabled=not args.no_trace)
     tolerance = Tolerance(rtol=1e-5 if args.rtol is None else args.rtol, atol=1e-8 if args.atol is None else args.atol)
     entries = diff_trees(
-        left.records, right.records, left_structure=left.structure, right_structure=right.structure,
+        left.records, right.records, left_structure=lstruct, right_structure=rstruct,
         forced=forced, rng_one_sided=not (left.form == right.form == "nnx"),
         sharding_one_sided=not (left.on_disk or right.on_disk),
         values=(left.read, right.read) if args.values else None, tolerance=tolerance)
     _print_notes(left, right)
-    for note in notes:
+    for note in [*trace_notes, *notes]:
         print(f"note: {note}", file=sys.stderr)
     restore = restore_between(left, right, entries)
     if args.write_rules:
         found = [(e.left, e.right) for e in entries if e.left is not None and e.right is not None]
         _write_text(args.write_rules, json.dumps(rules_from_entries(found), indent=2) + "\n", "rules file")
-    extra = ({"rule_notes": notes} if notes else {}) | (restore.to_json() if restore else {})
+    extra = ({"rule_notes": notes} if notes else {}) | (restore.to_json() if restore else {}) \
+        | ({"notes": trace_notes} if trace_notes else {})
     if args.format == "json":
         _print_json(diff_json(left.spec, right.spec, entries, **extra))
     elif args.format == "markdown":
@@ -198,13 +204,34 @@ def cmd_port(args: argparse.Namespace) -> int:
     rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
     linen = load_source(args.linen)
     target = load_source(args.nnx)
-    report, state = port_sources(linen, target, rules=rules, tolerance=Tolerance(rtol=args.rtol, atol=args.atol))
+    report, state = port_sources(linen, target, rules=rules, tolerance=Tolerance(rtol=args.rtol, atol=args.atol),
+                                 trace=not args.no_trace)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     written = write_state(args.out, state, force=args.force) if args.out and state is not None else None
     if args.format == "json":
         _print_json(port_json(linen.spec, target.spec, report, str(written) if written else None))
     else:
         print(port_table(linen.spec, target.spec, report, str(written) if written else None))
     return 0 if report.ok else 1
+
+
+def _traced_structures(left: Any, right: Any, *, enabled: bool) -> tuple[Any, Any, list[str]]:
+    """Both sources' structures, reordered by their forward passes when they can be traced."""
+    if not enabled:
+        return left.structure, right.structure, []
+    from loaders.trace import trace_source, traced_structure
+
+    def inputs_of(src: Any) -> Any:  # positional inputs only, as the port check runs NNX
+        from inspector.example import Inputs
+
+        infer = getattr(src.example, "infer", None)
+        return Inputs(tuple(infer.args)) if infer is not None else None
+
+    lt = trace_source(left, fallback=inputs_of(right))
+    rt = trace_source(right, fallback=inputs_of(left))
+    notes = [t.note for t in (lt, rt) if t.note]
+    return traced_structure(left, lt), traced_structure(right, rt), notes
 
 
 def _read_text(path: str, what: str) -> str:
