@@ -142,9 +142,13 @@ class _Walker:
         """Follow a sub-jaxpr; False when its inputs cannot be mapped (then the eqn consumes)."""
         params = eqn.params
         name = eqn.primitive.name
-        if name == "cond":
+        if name == "cond":  # alternatives: every branch starts at the same position
+            start, end = self.step, self.step
             for branch in params["branches"]:
+                self.step = start
                 self._enter(_jaxpr(branch), eqn.invars[1:], env)
+                end = max(end, self.step)
+            self.step = end
             return True
         if name == "while":
             nc, nb = params["cond_nconsts"], params["body_nconsts"]
