@@ -220,18 +220,9 @@ def _traced_structures(left: Any, right: Any, *, enabled: bool) -> tuple[Any, An
     """Both sources' structures, reordered by their forward passes when they can be traced."""
     if not enabled:
         return left.structure, right.structure, []
-    from loaders.trace import trace_source, traced_structure
+    from loaders.trace import traced_structures
 
-    def inputs_of(src: Any) -> Any:  # positional inputs only, as the port check runs NNX
-        from inspector.example import Inputs
-
-        infer = getattr(src.example, "infer", None)
-        return Inputs(tuple(infer.args)) if infer is not None else None
-
-    lt = trace_source(left, fallback=inputs_of(right))
-    rt = trace_source(right, fallback=inputs_of(left))
-    notes = [t.note for t in (lt, rt) if t.note]
-    return traced_structure(left, lt), traced_structure(right, rt), notes
+    return traced_structures(left, right)
 
 
 def _read_text(path: str, what: str) -> str:

@@ -65,6 +65,22 @@ def trace_source(src: LoadedSource, fallback: Inputs | None = None) -> Traced:
     return Traced()
 
 
+def traced_structures(left: LoadedSource, right: LoadedSource) -> tuple[Structure, Structure, list[str]]:
+    """Both sources' structures reordered by their forward passes, and a note per failed trace.
+
+    An NNX model without inputs of its own is traced on the other side's positional inputs, as
+    the port check runs it; if they do not fit, it is simply not traced.
+    """
+    def inputs_of(src: LoadedSource) -> Inputs | None:
+        infer = getattr(src.example, "infer", None)
+        return Inputs(tuple(infer.args)) if infer is not None else None
+
+    lt = trace_source(left, fallback=inputs_of(right))
+    rt = trace_source(right, fallback=inputs_of(left))
+    notes = [t.note for t in (lt, rt) if t.note]
+    return traced_structure(left, lt), traced_structure(right, rt), notes
+
+
 def traced_structure(src: LoadedSource, traced: Traced) -> Structure:
     """The source's structure, reordered by the forward pass when it was traced."""
     return with_dataflow(src.structure, traced.flow)
