@@ -60,6 +60,14 @@ def port_results() -> None:
     else:
         st.dataframe([{**o.to_json(), "path": o.path or "(output)"} for o in report.outputs], hide_index=True,
                      width="stretch")
+    for note in report.notes:
+        st.caption(plain(note))
+    if report.suspects:
+        st.caption("Suspects: the pairs with the weakest evidence (names, forward-pass order); a swap or a "
+                   "transpose hides here first.")
+        rows = [{"linen": s["left"], "nnx": s["right"], "names": (s["evidence"] or {}).get("names"),
+                 "first use": (s["evidence"] or {}).get("dataflow")} for s in report.to_json()["suspects"]]
+        st.dataframe(rows, hide_index=True, width="stretch")
 
     if with_train:
         st.subheader("Training step")

@@ -710,3 +710,60 @@ def app(case: Case) -> Workload:
         problems = [str(e.value) for e in test.exception] + [str(e.value) for e in test.error]
         return {"problems": problems[:3]}
     return Workload(test.run, blocks * VARIABLES_PER_BLOCK, once=True, warmup=False, check=check)
+
+
+# --- forward-pass trace (dataflow alignment) -----------------------------------------------------
+
+@workload("trace-linen")
+def trace_linen(case: Case) -> Workload:
+    """N Linen blocks with example inputs: our trace (``loaders.trace``) vs the abstract build."""
+    return _trace(case, lambda: __import__("bench.models", fromlist=["blocks_linen"]).blocks_linen(case.size),
+                  case.size * _variables_per_block())
+
+
+@workload("trace-nnx")
+def trace_nnx(case: Case) -> Workload:
+    """N NNX blocks given example inputs: our trace vs our abstract build (flax alone is quadratic)."""
+    def build():
+        import jax.numpy as jnp
+
+        from bench import models
+
+        return models.blocks_nnx(case.size), (jnp.ones((1, models.FEATURES)),)
+
+    return _trace(case, build, case.size * _variables_per_block())
+
+
+@workload("trace-llama")
+def trace_llama(case: Case) -> Workload:
+    """The Llama-7B-like Linen model with a token batch (the NNX twin has no forward pass)."""
+    from bench.models import LLAMA_7B, llama_linen
+
+    return _trace(case, llama_linen, LLAMA_7B.variables)
+
+
+def _variables_per_block() -> int:
+    from bench.sizes import VARIABLES_PER_BLOCK
+
+    return VARIABLES_PER_BLOCK
+
+
+def _trace(case: Case, factory: Callable[[], Any], variables: int) -> Workload:
+    """``ours``: trace the forward pass of the abstract source; ``abstract``: build that source."""
+    from loaders.source import from_factory
+
+    def build():
+        return from_factory(f"bench:{case.workload}:{case.size}", factory, abstract=True)
+
+    if case.impl == "abstract":
+        return Workload(build, variables, warmup=False)
+    if case.impl == "ours":
+        from loaders.trace import trace_source
+
+        src = build()
+
+        def check() -> dict[str, Any]:
+            return {"traced": len(trace_source(src).flow.uses)}
+
+        return Workload(lambda: trace_source(src), variables, warmup=False, check=check)
+    raise _unknown(case)

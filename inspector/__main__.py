@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--atol", type=_tolerance, default=None, help="absolute tolerance for --values (default 1e-8)")
     diff.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
     diff.add_argument("--write-rules", metavar="FILE", help="write the alignment found as a rules file")
+    diff.add_argument("--no-trace", action="store_true",
+                      help="do not trace the forward pass (pair same-shape layers by creation order only)")
     diff.set_defaults(func=cmd_diff)
 
     filt = commands.add_parser("filter", help="the variables an NNX filter expression selects",
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("--weights", metavar="SOURCE",
                       help="load the Linen model's variables from this checkpoint or weight file first "
                            "(trained weights; paired through the alignment when paths differ)")
+    port.add_argument("--no-trace", action="store_true",
+                      help="do not trace the forward passes (pair same-shape layers by creation order only)")
     port.add_argument("--atol", type=_tolerance, default=1e-5, help="absolute tolerance (default 1e-5)")
     port.add_argument("--rtol", type=_tolerance, default=1e-5, help="relative tolerance (default 1e-5)")
     train = port.add_argument_group("training-step check (--train)")
@@ -252,9 +256,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     left = load_source(args.left, abstract=args.abstract)
     right = load_source(args.right, abstract=args.abstract)
     forced, notes = forced_pairs(rules, left.records, right.records) if rules else ([], [])
+    lstruct, rstruct, trace_notes = _traced_structures(left, right, enabled=not args.no_trace)
     tolerance = Tolerance(rtol=1e-5 if args.rtol is None else args.rtol, atol=1e-8 if args.atol is None else args.atol)
     entries = diff_trees(
-        left.records, right.records, left_structure=left.structure, right_structure=right.structure,
+        left.records, right.records, left_structure=lstruct, right_structure=rstruct,
         forced=forced, rng_one_sided=not (left.form == right.form == "nnx"),
         sharding_one_sided=not (left.on_disk or right.on_disk), tolerance=tolerance)
     if args.values:
@@ -265,13 +270,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
                                  progress=progress)
         entries = with_value_diffs(entries, diffs)
     _print_notes(left, right)
-    for note in notes:
+    for note in [*trace_notes, *notes]:
         print(f"note: {note}", file=sys.stderr)
     restore = restore_between(left, right, entries)
     if args.write_rules:
         found = [(e.left, e.right) for e in entries if e.left is not None and e.right is not None]
         _write_text(args.write_rules, json.dumps(rules_from_entries(found), indent=2) + "\n", "rules file")
-    result = DiffResult(left.spec, right.spec, tuple(entries), restore, tuple(notes))
+    result = DiffResult(left.spec, right.spec, tuple(entries), restore, tuple(notes), tuple(trace_notes))
     if args.format == "json":
         _print_json(result.to_json())
     elif args.format == "markdown":
@@ -305,7 +310,9 @@ def cmd_port(args: argparse.Namespace) -> int:
         linen = with_weights(linen, load_source(args.weights))
     target = load_source(args.nnx)
     tolerance = Tolerance(rtol=args.rtol, atol=args.atol)
-    report, state = port_sources(linen, target, rules=rules, tolerance=tolerance)
+    report, state = port_sources(linen, target, rules=rules, tolerance=tolerance, trace=not args.no_trace)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     trained = None
     if args.train:
         trained = train_sources(linen, target, report, state, tolerance=tolerance, loss=args.loss or "mean_square",
@@ -368,6 +375,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     else:
         print(convert_table(source.spec, target.spec, plan, written, emitted))
     return 0 if plan.ok else 1
+
+
+def _traced_structures(left: Any, right: Any, *, enabled: bool) -> tuple[Any, Any, list[str]]:
+    """Both sources' structures, reordered by their forward passes when they can be traced."""
+    if not enabled:
+        return left.structure, right.structure, []
+    from loaders.trace import traced_structures
+
+    return traced_structures(left, right)
 
 
 def _read_text(path: str, what: str) -> str:

@@ -38,8 +38,11 @@ def show(obj: Any, *, abstract: bool = False, values: bool = False) -> ShowResul
 
 
 def diff(left: Any, right: Any, *, values: bool = False, rules: Rules = None, axis_rules: Any = None,
-         rtol: float = 1e-5, atol: float = 1e-8, abstract: bool = False) -> DiffResult:
-    """Pair the variables of two sources (a Linen model and its NNX port) and say what differs."""
+         rtol: float = 1e-5, atol: float = 1e-8, abstract: bool = False, trace: bool = True) -> DiffResult:
+    """Pair the variables of two sources (a Linen model and its NNX port) and say what differs.
+
+    ``trace``: order same-shape layers by the forward pass when a source has example inputs.
+    """
     from inspector.align.rules import forced_pairs
     from inspector.diffing import Tolerance, diff_trees, with_value_diffs
     from loaders.source import restore_between
@@ -52,13 +55,20 @@ def diff(left: Any, right: Any, *, values: bool = False, rules: Rules = None, ax
     a, b = _load(left, abstract=abstract), _load(right, abstract=abstract)
     forced, notes = forced_pairs(parsed, a.records, b.records) if parsed else ([], [])
     tolerance = Tolerance(rtol=_tol(rtol), atol=_tol(atol))
+    if trace:
+        from loaders.trace import traced_structures
+
+        left_structure, right_structure, trace_notes = traced_structures(a, b)
+    else:
+        left_structure, right_structure, trace_notes = a.structure, b.structure, []
     entries = diff_trees(
-        a.records, b.records, left_structure=a.structure, right_structure=b.structure, forced=forced,
+        a.records, b.records, left_structure=left_structure, right_structure=right_structure, forced=forced,
         rng_one_sided=not (a.form == b.form == "nnx"), sharding_one_sided=not (a.on_disk or b.on_disk),
         tolerance=tolerance)
     if values:  # the CLI's streaming engine: arrays read ahead within the default memory budget
         entries = with_value_diffs(entries, stream_diffs(a, b, entries, tolerance=tolerance))
-    return DiffResult(a.spec, b.spec, tuple(entries), restore_between(a, b, entries), tuple(notes))
+    return DiffResult(a.spec, b.spec, tuple(entries), restore_between(a, b, entries), tuple(notes),
+                      tuple(trace_notes))
 
 
 def filter(obj: Any, text: str) -> FilterResult:  # noqa: A001 - the CLI's command name; left out of __all__
@@ -92,7 +102,8 @@ def split(obj: Any, filters: str | Sequence[str]) -> SplitResult:
 
 def port(linen: Any, nnx: Any, *, rules: Rules = None, axis_rules: Any = None, rtol: float = 1e-5,
          atol: float = 1e-5, train: bool = False, weights: Any = None, loss: str = "mean_square",
-         steps: int = 1, lr: float = 1e-2, train_args: Mapping[str, Any] | None = None) -> PortResult:
+         steps: int = 1, lr: float = 1e-2, train_args: Mapping[str, Any] | None = None,
+         trace: bool = True) -> PortResult:
     """Convert the Linen model's weights into (a copy of) the NNX model and compare their outputs.
 
     ``linen`` needs example inputs: ``(linen_module, args, kwargs)`` or a spec such as
@@ -108,7 +119,7 @@ def port(linen: Any, nnx: Any, *, rules: Rules = None, axis_rules: Any = None, r
         raise InspectorError("weights= (trained Linen weights from a file) is not available in this version")
     tolerance = Tolerance(rtol=_tol(rtol), atol=_tol(atol))
     a, b = _load(linen), _load(nnx)
-    report, state = port_sources(a, b, rules=_rules(rules), tolerance=tolerance)
+    report, state = port_sources(a, b, rules=_rules(rules), tolerance=tolerance, trace=trace)
     trained = train_sources(a, b, report, state, tolerance=tolerance, loss=loss, steps=steps, lr=_tol(lr),
                             train_args=dict(train_args or {})) if train else None
     return PortResult(_spec(linen), _spec(nnx), report, trained=trained, train_asked=train)

@@ -55,7 +55,7 @@ def _detail(entry: DiffEntry) -> str:
     if not parts:
         only = a if a is not None else b
         parts.append(f"{kind_label(only)} {format_shape(only.shape)} {only.dtype}")
-    return "; ".join(parts + list(entry.notes))
+    return "; ".join(parts + list(entry.notes) + list(entry.info))
 
 
 def diff_table(left: str, right: str, entries: Sequence[DiffEntry], restore: RestoreCheck | None = None) -> str:

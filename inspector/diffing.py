@@ -136,6 +136,10 @@ def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], 
     pairs = align(left, right, left_structure=left_structure, right_structure=right_structure,
                   forced=forced)
     entries = [_entry(a, b, rng_one_sided, values, tolerance, sharding_one_sided) for a, b in pairs]
+    if left_structure.flow is not None or right_structure.flow is not None:
+        from inspector.align.dataflow import with_evidence
+
+        entries = [with_evidence(e, left_structure.flow, right_structure.flow) for e in entries]
     entries.sort(key=DiffEntry.sort_key)
     return entries
 

@@ -21,7 +21,8 @@ import flax.errors
 import jax
 from flax import nnx
 
-from inspector.align.structure import structure_of
+from inspector.align.dataflow import evidence_of
+from inspector.align.structure import Structure, structure_of
 from inspector.diffing import DiffEntry, Status, Tolerance, compare_values, diff_trees
 from inspector.errors import PortError
 from inspector.example import Inputs, LinenExample, NnxExample
@@ -70,6 +71,9 @@ class PortReport:
     outputs: tuple[OutputDiff, ...]
     tolerance: Tolerance
     entries: tuple[DiffEntry, ...] = ()
+    # When outputs differ: the pairs with the weakest evidence (names, dataflow), weakest first.
+    suspects: tuple[DiffEntry, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -78,7 +82,35 @@ class PortReport:
     def to_json(self) -> dict[str, Any]:
         return {"match": self.ok, "converted": self.converted, "refused": [r.to_json() for r in self.refused],
                 "outputs": [o.to_json() for o in self.outputs],
-                "atol": self.tolerance.atol, "rtol": self.tolerance.rtol}
+                "atol": self.tolerance.atol, "rtol": self.tolerance.rtol,
+                **({"suspects": [_suspect_json(e) for e in self.suspects]} if self.suspects else {}),
+                **({"notes": list(self.notes)} if self.notes else {})}
+
+
+def _suspect_json(entry: DiffEntry) -> dict[str, Any]:
+    return {"left": entry.left.full_name, "right": entry.right.full_name,
+            "evidence": entry.evidence.to_json() if entry.evidence is not None else None}
+
+
+MAX_SUSPECTS = 5
+
+
+def suspects(entries: Sequence[DiffEntry]) -> tuple[DiffEntry, ...]:
+    """Up to five moved pairs with the weakest evidence: where a wrong pairing most likely hides.
+
+    Only pairs that had a same-shape alternative can be swapped, so those come first.
+    """
+    moved = [e for e in entries if e.left is not None and e.right is not None and not e.right.is_rng]
+    shapes: dict[tuple, int] = {}
+    for e in moved:
+        shapes[(e.right.type, e.right.shape)] = shapes.get((e.right.type, e.right.shape), 0) + 1
+    def weakness(item: tuple[int, DiffEntry]) -> tuple:
+        i, e = item
+        strength = e.evidence.strength if e.evidence is not None else 0
+        return (shapes[(e.right.type, e.right.shape)] == 1, strength, i)
+    weakest = [e for _, e in sorted(enumerate(moved), key=weakness)[:MAX_SUSPECTS]]
+    return tuple(e if e.evidence is not None
+                 else dataclasses.replace(e, evidence=evidence_of(e.left, e.right, None, None)) for e in weakest)
 
 
 def weight_records(obj: Any) -> list[tuple[VariableRecord, Any]]:
@@ -92,6 +124,8 @@ def plan(entries: Sequence[DiffEntry]) -> tuple[list[tuple[VariableRecord, Varia
     for e in entries:
         if e.status in (Status.MATCH, Status.RENAMED, Status.SHARDING):
             moves.append((e.left, e.right))  # a layout difference does not change the values
+        elif e.status is Status.TRANSFORMED and e.transform is not None and not e.left_parts:
+            moves.append((e.left, e.right))  # check_port applies the transform when reading
         elif e.status is Status.RNG_ONLY:
             continue  # NNX keeps its own RNG state
         elif e.status is Status.LEFT_ONLY:
@@ -164,22 +198,34 @@ def compare_outputs(a: Any, b: Any, tolerance: Tolerance) -> list[OutputDiff]:
 
 def check_port(linen: LinenExample, variables: Mapping[str, Any], model: nnx.Module,
                nnx_example: NnxExample | None, *, forced_pairs: Callable[[list, list], list] | None = None,
-               tolerance: Tolerance = Tolerance(1e-5, 1e-5), rngs: Mapping[str, Any] | None = None
+               tolerance: Tolerance = Tolerance(1e-5, 1e-5), rngs: Mapping[str, Any] | None = None,
+               left_structure: Structure | None = None, right_structure: Structure | None = None,
                ) -> tuple[PortReport, nnx.State | None]:
-    """Align, convert, run both and compare. Returns the report and the converted state (None if refused)."""
+    """Align, convert, run both and compare. Returns the report and the converted state (None if refused).
+
+    ``left_structure``/``right_structure``: creation order (default) or the forward pass's order.
+    """
     left = weight_records(variables)
     right = weight_records(nnx.state(model))
     lrec, rrec = [r for r, _ in left], [r for r, _ in right]
     values = {r.key: v for r, v in left}
-    entries = diff_trees(lrec, rrec, left_structure=structure_of(variables), right_structure=structure_of(model),
+    entries = diff_trees(lrec, rrec, left_structure=left_structure or structure_of(variables),
+                         right_structure=right_structure or structure_of(model),
                          forced=forced_pairs(lrec, rrec) if forced_pairs else ())
+    transforms = {e.left.key: e.transform for e in entries
+                  if e.status is Status.TRANSFORMED and e.transform is not None and not e.left_parts}
     moves, refused = plan(entries)
     if refused:
         return PortReport(len(moves), tuple(refused), (), tolerance, tuple(entries)), None
     model = nnx.clone(model)  # the caller's model (perhaps cached by the app) stays as it was
-    state = convert(model, moves, lambda record: values[record.key])
+    def read(record: VariableRecord) -> Any:
+        transform = transforms.get(record.key)
+        return values[record.key] if transform is None else transform.apply(values[record.key])
+
+    state = convert(model, moves, read)
     nnx.update(model, state)
     expected = run_linen(linen, variables, rngs)
     got = run_nnx(nnx_example, model, Inputs(linen.infer.args))
     outputs = compare_outputs(expected, got, tolerance)
-    return PortReport(len(moves), (), tuple(outputs), tolerance, tuple(entries)), state
+    weak = suspects(entries) if not all(o.allclose for o in outputs) else ()
+    return PortReport(len(moves), (), tuple(outputs), tolerance, tuple(entries), weak), state

@@ -77,8 +77,19 @@ def port_table(linen: str, target: str, report: PortReport, out: str | None,
         if not any(o.note for o in report.outputs):
             headers, rows = headers[:-1], [row[:-1] for row in rows]
         lines.append(format_table(headers, rows, right={2, 3}))
+    if report.suspects:
+        lines += ["", "suspects (the pairs with the weakest evidence; a swap or transpose hides here first):"]
+        lines += [f"  {e.left.full_name} → {e.right.full_name}  ({_evidence_text(e.evidence)})"
+                  for e in report.suspects]
     if trained is not None:
         lines += ["", train_table(trained)]
     if out:
         lines += ["", f"converted NNX state written to {out}"]
     return "\n".join(lines)
+
+
+def _evidence_text(evidence: Any) -> str:
+    if evidence is None:
+        return "no evidence but the alignment passes"
+    order = "no forward-pass order" if evidence.dataflow is None else f"first use #{evidence.dataflow}"
+    return f"names {evidence.names}, {order}"

@@ -90,7 +90,8 @@ class DiffResult:
     right: str
     entries: tuple[DiffEntry, ...]
     restore: RestoreCheck | None = None
-    notes: tuple[str, ...] = ()
+    rule_notes: tuple[str, ...] = ()  # what the rules file paired, or failed to
+    notes: tuple[str, ...] = ()  # what the run noticed (a forward pass that could not be traced)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -108,12 +109,12 @@ class DiffResult:
         return diff_table(self.left, self.right, list(self.entries), self.restore)
 
     def to_json(self) -> dict[str, Any]:
-        extra = ({"rule_notes": list(self.notes)} if self.notes else {}) | (
-            self.restore.to_json() if self.restore else {})
+        extra = ({"rule_notes": list(self.rule_notes)} if self.rule_notes else {}) | (
+            self.restore.to_json() if self.restore else {}) | ({"notes": list(self.notes)} if self.notes else {})
         return diff_json(self.left, self.right, list(self.entries), **extra)
 
     def to_markdown(self) -> str:
-        return diff_markdown(self.left, self.right, list(self.entries), list(self.notes), self.restore)
+        return diff_markdown(self.left, self.right, list(self.entries), [*self.rule_notes, *self.notes], self.restore)
 
     def to_pandas(self):
         import pandas as pd

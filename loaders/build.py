@@ -18,6 +18,7 @@ import flax.errors
 import jax
 from flax import nnx
 
+from inspector.align.structure import Structure, structure_of
 from inspector.errors import SourceError
 from inspector.example import Inputs, LinenExample, NnxExample
 from loaders.abstract import abstract_build
@@ -35,6 +36,8 @@ class Built:
     model: Any = None
     variables: Mapping[str, Any] | None = None
     captured: nnx.State | None = None
+    # Creation order seen inside an abstract build: ``jax.eval_shape`` returns its dicts sorted.
+    structure: Structure | None = None
 
 
 def build_linen(example: LinenExample, *, abstract: bool) -> Built:
@@ -47,8 +50,10 @@ def build_linen(example: LinenExample, *, abstract: bool) -> Built:
                 mutable=list(example.capture) + list(example.mutable))
             variables = {**variables, **{c: mutated[c] for c in example.capture if c in mutated}}
         obj = example.wrap(variables) if example.wrap else variables
+        seen["structure"] = structure_of(obj)  # in creation order, before eval_shape sorts the keys
         return obj, variables
 
+    seen: dict[str, Structure] = {}
     with mesh_context(example.mesh) as mesh:
         if abstract:
             obj, variables = eval_shape_with_inputs(run, example.init, example.infer)
@@ -56,7 +61,8 @@ def build_linen(example: LinenExample, *, abstract: bool) -> Built:
             obj, variables = run(example.init, example.infer)
     if mesh is not None and example.wrap is None:  # a wrapped object is built from the variables as they were
         obj = variables = place_linen(variables, mesh, example.mesh)
-    return Built(obj=obj, model=example.module, variables=variables)
+    return Built(obj=obj, model=example.module, variables=variables,
+                 structure=seen.get("structure") if abstract else None)
 
 
 def init_linen(module, inputs: Inputs) -> tuple[dict, dict]:
@@ -87,8 +93,10 @@ def build_nnx(example: NnxExample, *, abstract: bool) -> Built:
             _, *states = nnx.capture(module, *example.capture)(*infer.args, **infer.kwargs)
             captured = nnx.merge_state(*states) if len(states) > 1 else states[0]
         obj = example.wrap(module) if example.wrap else module
+        seen["structure"] = structure_of(obj, captured)  # nnx.eval_shape hands back sorted attributes
         return module, captured, obj
 
+    seen: dict[str, Structure] = {}
     dynamic = _dynamic_leaves(example.infer)
     with mesh_context(example.mesh) as mesh:
         if abstract:
@@ -98,7 +106,7 @@ def build_nnx(example: NnxExample, *, abstract: bool) -> Built:
             module, captured, obj = run(*dynamic)
     if mesh is not None and abstract:
         on_real_mesh(module, mesh)
-    return Built(obj=obj, model=module, captured=captured)
+    return Built(obj=obj, model=module, captured=captured, structure=seen.get("structure") if abstract else None)
 
 
 def abstractify(tree: Any) -> Any:

@@ -16,19 +16,27 @@ from typing import Any
 import jax
 from flax import nnx
 
+from inspector.align.dataflow import with_dataflow
 from inspector.align.rules import Rules, forced_pairs
+from inspector.align.structure import structure_of
 from inspector.diffing import Tolerance
 from inspector.errors import PortError
-from inspector.example import LinenExample, NnxExample
+from inspector.example import Inputs, LinenExample, NnxExample
 from inspector.port_check import PortReport, check_port
 from inspector.training import TrainReport, check_training
 from loaders.factory import user_code
 from loaders.source import LoadedSource
+from loaders.trace import linen_structure, trace_source
 
 
 def port_sources(linen: LoadedSource, target: LoadedSource, *, rules: Rules | None = None,
-                 tolerance: Tolerance = Tolerance(1e-5, 1e-5)) -> tuple[PortReport, nnx.State | None]:
-    """Check that ``target`` (NNX) computes what ``linen`` computes, with Linen's weights."""
+                 tolerance: Tolerance = Tolerance(1e-5, 1e-5), trace: bool = True
+                 ) -> tuple[PortReport, nnx.State | None]:
+    """Check that ``target`` (NNX) computes what ``linen`` computes, with Linen's weights.
+
+    With ``trace``, both forward passes are traced first and pair same-shape layers by the order
+    in which they are used (``loaders.trace``); a trace that fails only adds a note.
+    """
     if linen.abstract or target.abstract:
         raise PortError("the port check runs both models: it needs concrete sources, not --abstract")
     if not isinstance(linen.example, LinenExample) or linen.variables is None:
@@ -41,9 +49,16 @@ def port_sources(linen: LoadedSource, target: LoadedSource, *, rules: Rules | No
                         "(or (module, args, kwargs))")
     example = target.example if isinstance(target.example, NnxExample) else None
     forced = (lambda left, right: forced_pairs(rules, left, right)[0]) if rules else None
+    structures, notes = {}, ()
+    if trace:
+        left, right = trace_source(linen), trace_source(target, fallback=Inputs(linen.example.infer.args))
+        notes = tuple(t.note for t in (left, right) if t.note)
+        structures = {"left_structure": linen_structure(linen.variables, left),
+                      "right_structure": with_dataflow(structure_of(target.model), right.flow)}
     with user_code(f"{linen.spec} ↔ {target.spec}", None):
-        return check_port(linen.example, linen.variables, target.model, example, forced_pairs=forced,
-                          tolerance=tolerance)
+        report, state = check_port(linen.example, linen.variables, target.model, example, forced_pairs=forced,
+                                   tolerance=tolerance, **structures)
+    return dataclasses.replace(report, notes=notes), state
 
 
 def train_sources(linen: LoadedSource, target: LoadedSource, report: PortReport, state: nnx.State | None, *,

@@ -89,8 +89,9 @@ def from_example(spec: str, example: LinenExample | NnxExample, *, abstract: boo
 def from_factory(spec: str, factory: Callable[[], Any], *, abstract: bool,
                  code: ModuleType | None = None, file: str | None = None) -> LoadedSource:
     """Call a user's factory (inside ``nnx.eval_shape`` when abstract) and describe its result."""
+    structure = None
     if abstract:
-        out = _call_abstract(factory, spec=spec, file=file)
+        out, structure = _call_abstract(factory, spec=spec, file=file)
     else:
         with user_code(spec, file):
             out = factory()
@@ -100,12 +101,12 @@ def from_factory(spec: str, factory: Callable[[], Any], *, abstract: bool,
     example = as_example(out)
     if example is None:
         _check_object(out, spec)
-        return _assemble(spec, Built(obj=out, model=out if isinstance(out, nnx.Module) else None),
-                         abstract=abstract, example=None, code=code)
+        return _assemble(spec, Built(obj=out, model=out if isinstance(out, nnx.Module) else None,
+                                     structure=structure), abstract=abstract, example=None, code=code)
     if abstract and isinstance(example, NnxExample) and isinstance(out, tuple):
         module = out[0]  # already built inside the abstract trace
-        return _assemble(spec, Built(obj=module, model=module), abstract=True, example=example,
-                         code=code)
+        return _assemble(spec, Built(obj=module, model=module, structure=structure), abstract=True,
+                         example=example, code=code)
     return from_example(spec, example, abstract=abstract, code=code, file=file)
 
 
@@ -145,9 +146,17 @@ def _inference_kwargs(module: nn.Module, kwargs: Mapping[str, Any]) -> dict[str,
     return out
 
 
-def _call_abstract(factory: Callable[[], Any], *, spec: str, file: str | None) -> Any:
-    """Call the factory under ``nnx.eval_shape``, so that whatever it builds allocates nothing."""
+def _call_abstract(factory: Callable[[], Any], *, spec: str, file: str | None) -> tuple[Any, Structure | None]:
+    """Call the factory under ``nnx.eval_shape``, so that whatever it builds allocates nothing.
+
+    Also returns the structure (creation order) of what it built, seen inside the trace:
+    ``nnx.eval_shape`` returns modules whose attributes come back in sorted order.
+    """
     box: dict[str, Any] = {}
+
+    def seen(out: Any) -> Any:
+        box["structure"] = structure_of(out)
+        return out
 
     def traced():
         out = factory()
@@ -163,17 +172,18 @@ def _call_abstract(factory: Callable[[], Any], *, spec: str, file: str | None) -
                 box["out"] = (module, *rest)
                 return None
             box["rest"] = rest
-            return module
+            return seen(module)
         if isinstance(out, (nnx.Pytree, nnx.State, train_state.TrainState, Mapping)):
-            return out
+            return seen(out)
         box["out"] = out  # a wrong type: reported after the trace
         return None
 
     with user_code(spec, file), abstract_build():
         result = nnx.eval_shape(traced)
+    structure = box.get("structure")
     if "rest" in box:
-        return (result, *box["rest"])
-    return box.get("out", result)
+        return (result, *box["rest"]), structure
+    return box.get("out", result), structure
 
 
 def _check_object(out: Any, spec: str) -> None:
@@ -212,7 +222,14 @@ def _assemble(spec: str, built: Built, *, abstract: bool, example: Any,
         spec=spec, form=_form_of(built.obj, example), records=records,
         values=values, obj=built.obj, abstract=abstract, example=example, model=built.model,
         variables=built.variables, captured=built.captured,
-        variable_types=_variable_types(built, code), structure=structure_of(built.obj, built.captured))
+        variable_types=_variable_types(built, code), structure=_structure(built))
+
+
+def _structure(built: Built) -> Structure:
+    """Creation order: as the build saw it (abstract Linen builds come back sorted), else from the object."""
+    if built.structure is not None:
+        return built.structure
+    return structure_of(built.obj, built.captured)
 
 
 def _variable_types(built: Built, code: ModuleType | None) -> dict[str, type[nnx.Variable]]:

@@ -78,14 +78,16 @@ def test_port_page_runs_and_reports_a_match():
     assert not at.exception and at.success[0].value.startswith("MATCH: 4 variables converted")
 
 
-def test_port_page_catches_a_swapped_port(tmp_path):
+def test_port_page_catches_a_wrong_port(tmp_path):
+    # (a swapped port is paired by the forward pass now, and matches: tests/test_dataflow.py)
     at = page("port")
     at.selectbox(key="left_pick").set_value(OTHER).run()
     at.text_input(key="left_text").set_value("tests/models/port_cases.py:linen").run()
     at.selectbox(key="right_pick").set_value(OTHER).run()
-    at.text_input(key="right_text").set_value("tests/models/port_cases.py:swapped").run()
+    at.text_input(key="right_text").set_value("tests/models/port_cases.py:wrong_activation").run()
     at.button(key="port_run").click().run()
     assert not at.exception and at.error[0].value.startswith("DIFFER")
+    assert len(at.dataframe) == 2  # the outputs, then the suspects
 
 
 @pytest.mark.parametrize("spec,message", [

@@ -17,6 +17,7 @@ from loaders import LoadedSource
 from loaders.porting import port_sources, train_sources
 from loaders.source import restore_between
 from loaders.streaming import Progress, stream_diffs
+from loaders.trace import traced_structures
 from ui import sources
 
 
@@ -72,8 +73,10 @@ def _diff(_left: LoadedSource, _right: LoadedSource, lkey: tuple, rkey: tuple, r
     forced, notes = ([], [])
     if rules_text:
         forced, notes = forced_pairs(parse_rules(rules_text, origin="rules"), _left.records, _right.records)
+    lstruct, rstruct, trace_notes = traced_structures(_left, _right)
+    notes = [*trace_notes, *notes]
     entries = diff_trees(
-        _left.records, _right.records, left_structure=_left.structure, right_structure=_right.structure,
+        _left.records, _right.records, left_structure=lstruct, right_structure=rstruct,
         forced=forced, rng_one_sided=not (_left.form == _right.form == "nnx"),
         sharding_one_sided=not (_left.on_disk or _right.on_disk),
         values=(_left.read, _right.read) if with_values else None, tolerance=Tolerance(rtol=rtol, atol=atol))

@@ -33,6 +33,8 @@ class Structure:
 
     order: Mapping[tuple[str, Path], int] = dataclasses.field(default_factory=dict)
     classes: Mapping[Path, str] = dataclasses.field(default_factory=dict)
+    # First uses in the forward pass (``inspector.align.dataflow.Dataflow``), when it was traced.
+    flow: Any = None
 
     def rank(self, collection: str | None, path: Path) -> int | None:
         """Creation rank of a variable, or of its nearest listed ancestor (tuple intermediates)."""

@@ -19,17 +19,18 @@ def linen():
 
 
 class Port(nnx.Module):
-    def __init__(self, rngs, *, swapped=False, transposed=False):
+    def __init__(self, rngs, *, swapped=False, transposed=False, activation=nnx.relu):
         self.linear1 = nnx.Linear(16, 16, rngs=rngs)
         self.dropout = nnx.Dropout(0.5, rngs=rngs)
         self.linear2 = nnx.Linear(16, 16, rngs=rngs)
         self.linear3 = nnx.Linear(16, 4, rngs=rngs)
         self.swapped = swapped
         self.transposed = transposed
+        self.activation = activation
 
     def __call__(self, x):
         first, second = (self.linear2, self.linear1) if self.swapped else (self.linear1, self.linear2)
-        x = nnx.relu(first(x))
+        x = self.activation(first(x))
         x = self.dropout(x)
         if self.transposed:  # a port that reads the kernel as (out, in), as PyTorch stores it
             x = nnx.relu(x @ second.kernel[...].T + second.bias[...])
@@ -48,6 +49,11 @@ def swapped():
 
 def transposed():
     return Port(nnx.Rngs(0), transposed=True)
+
+
+def wrong_activation():
+    """Every weight in its place, and a gelu where Linen has a relu: no alignment can fix this one."""
+    return Port(nnx.Rngs(0), activation=nnx.gelu)
 
 
 def state_only():
