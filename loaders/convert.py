@@ -2,14 +2,13 @@
 
 ``inspector.convert_plan`` decides what goes where; this module builds the target abstractly,
 reads one source array at a time, applies its layout transform and cast, and writes it, in
-batches of at most the largest array plus 32 MiB: memory stays near three times the largest
-array, never the model.
+batches of at most the largest array plus 32 MiB: memory stays at a few times the largest array
+(Orbax's read holds ~2×, its write ~3× of what it handles), never the model.
 
 How the checkpoint is written, and why this way: ``StandardCheckpointer.save`` takes the whole
 tree, so the whole model would sit in memory. Orbax 0.12.8's ``ocp.v1.partial.save`` adds
 subtrees to a pending checkpoint one call at a time (each call writes its arrays to disk and
-returns; ``save_async`` lets the next batch be read meanwhile), and ``partial.finalize`` merges
-them into one OCDBT checkpoint. Its layout nests the
+returns), and ``partial.finalize`` merges them into one OCDBT checkpoint. Its layout nests the
 tree under ``<tmp>/state/``, a complete StandardCheckpointer-layout item (``_METADATA``,
 ``manifest.ocdbt``, ``d/``, typed PRNG keys in ``array_metadatas/``): that folder is moved to
 ``DIR``, so the README recipe ``StandardCheckpointer().restore(DIR, abstract_state)`` reads it.
@@ -149,20 +148,18 @@ def write_converted(plan: ConvertPlan, source: LoadedSource, target: LoadedSourc
     tmp = final.parent / f"{final.name}__converting_{uuid.uuid4().hex[:8]}"
     # Arrays go to Orbax in batches of at most the largest array's bytes plus 32 MiB: each
     # ``partial.save`` call costs a commit and ``finalize`` merges one folder per call, so batching
-    # small arrays keeps the time near a whole-tree save while memory stays within ~3× the largest array.
+    # small arrays keeps the time near a whole-tree save while memory stays a few times the largest array.
     budget = max((_nbytes(r) for r in records), default=0) + BATCH_BYTES
-    # ``save_async`` writes one batch while the next is read (the previous write is awaited first),
-    # so reading and writing overlap and at most two batches are in memory.
+    # Plain ``partial.save`` per batch, not ``save_async`` overlapping the next read: measured at
+    # 1 GiB (16 × 64 MiB), peak 615–733 MB synchronous against 686–738 MB overlapped, with no clear
+    # gain in time on a loaded 2-core machine; simpler wins. Orbax's write holds ~3× the batch.
     done = nbytes = 0
     batch: dict[str, Any] = {}
     batch_bytes = batch_count = 0
-    pending: list[Any] = []
 
     def flush() -> None:
         nonlocal done, nbytes, batch, batch_bytes, batch_count
-        if pending:
-            pending.pop().result()
-        pending.append(partial.save_async(str(tmp), batch))
+        partial.save(str(tmp), batch)
         done, nbytes = done + batch_count, nbytes + batch_bytes
         batch, batch_bytes, batch_count = {}, 0, 0
         if progress is not None:
@@ -182,16 +179,11 @@ def write_converted(plan: ConvertPlan, source: LoadedSource, target: LoadedSourc
                 del value
             if batch:
                 flush()
-            if pending:
-                pending.pop().result()
             partial.finalize(str(tmp))
         if final.exists():  # --force, checked above: an Orbax checkpoint or an empty folder
             shutil.rmtree(final)
         os.replace(tmp / "state", final)
     finally:
-        while pending:  # a failure mid-way: let the write in flight end before cleaning up
-            with contextlib.suppress(Exception):
-                pending.pop().result()
         for leftover in final.parent.glob(f"{glob.escape(tmp.name)}*"):  # incl. Orbax's .partial_save*
             shutil.rmtree(leftover, ignore_errors=True)
     return final
