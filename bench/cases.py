@@ -497,7 +497,7 @@ def port_train(case: Case) -> Workload:
             if not trained.ok:
                 raise RuntimeError("the bench port does not train the same")
             return trained
-        return Workload(run, count)
+        return Workload(run, count, warmup=False)  # every call traces anew: a warm-up only doubles the cost
     if case.impl == "handwritten":
         def run() -> Any:
             @jax.jit
@@ -516,7 +516,7 @@ def port_train(case: Case) -> Workload:
             m = nnx.clone(model)
             m.train()
             return jax.block_until_ready((linen_step(variables["params"]), nnx_step(m)))
-        return Workload(run, count)
+        return Workload(run, count, warmup=False)
     raise _unknown(case)
 
 
