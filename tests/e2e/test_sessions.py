@@ -94,9 +94,21 @@ async def pick(page, index: int, spec: str) -> None:
     await until(page, lambda text: f"{side}: {spec}" in text, f"{side} source {spec}")
 
 
+WIDGET_LABELS = {"rtol", "atol", "keyboard_arrow_right", "keyboard_arrow_down"}  # drawn late under load
+
+
 async def main_text(page) -> str:
+    """The main area's text once it stops changing, without the labels of widgets (results only)."""
     assert await page.locator('[data-testid="stException"]').count() == 0, await page.content()
-    return await page.locator('[data-testid="stMain"]').inner_text()
+    text = None
+    for _ in range(20):
+        await settle(page)
+        now = await page.locator('[data-testid="stMain"]').inner_text()
+        if now == text:
+            break
+        text = now
+        await asyncio.sleep(1.0)
+    return "\n".join(line for line in text.splitlines() if line.strip() not in WIDGET_LABELS)
 
 
 async def session(browser, url: str, sample: str) -> dict[str, str]:
