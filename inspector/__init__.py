@@ -2,7 +2,7 @@
 
 The core is pure: records, kinds, normalization, alignment, diff, filters. It never imports a
 loader, reads a file or touches the UI. For notebooks, ``inspector.show``, ``diff``, ``filter``,
-``split`` and ``port`` (``inspector.api``) take live objects or source specs; they are loaded on
+``split``, ``port`` and ``convert`` (``inspector.api``) take live objects or source specs; they are loaded on
 first use, so ``import inspector`` stays light.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-_API = ("show", "diff", "filter", "split", "port")
-_RESULTS = ("ShowResult", "DiffResult", "FilterResult", "SplitResult", "PortResult")
+_API = ("show", "diff", "filter", "split", "port", "convert")
+_RESULTS = ("ShowResult", "DiffResult", "FilterResult", "SplitResult", "PortResult", "ConvertResult")
 
 # ``filter`` is left out so that ``from inspector import *`` never shadows the builtin.
-__all__ = ["show", "diff", "split", "port", "InspectorError", *_RESULTS]
+__all__ = ["show", "diff", "split", "port", "convert", "InspectorError", *_RESULTS]
 
 
 def __getattr__(name: str) -> Any:

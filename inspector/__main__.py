@@ -331,7 +331,7 @@ def cmd_port(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from inspector.align.rules import parse_rules
     from inspector.convert_plan import check_dtype
-    from inspector.convert_report import convert_json, convert_table
+    from inspector.results import ConvertResult
     from loaders import load_source
     from loaders.convert import (
         check_not_source,
@@ -370,11 +370,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if args.emit_python:
             _write_text(args.emit_python, emit_python(plan, source, make_model, target=target.spec), "converter file")
             emitted = args.emit_python
+    result = ConvertResult(source.spec, target.spec, plan, written, emitted)
     if args.format == "json":
-        _print_json(convert_json(source.spec, target.spec, plan, written, emitted))
+        _print_json(result.to_json())
     else:
-        print(convert_table(source.spec, target.spec, plan, written, emitted))
-    return 0 if plan.ok else 1
+        print(result.to_text())
+    return 0 if result.ok else 1
 
 
 def _traced_structures(left: Any, right: Any, *, enabled: bool) -> tuple[Any, Any, list[str]]:

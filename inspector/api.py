@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from inspector.errors import InspectorError
-from inspector.results import DiffResult, FilterResult, PortResult, ShowResult, SplitResult
+from inspector.results import ConvertResult, DiffResult, FilterResult, PortResult, ShowResult, SplitResult
 
 Rules = Any  # a rules dict, its JSON text, or the path of a rules file
 
@@ -115,14 +115,51 @@ def port(linen: Any, nnx: Any, *, rules: Rules = None, axis_rules: Any = None, r
     from loaders.porting import port_sources, train_sources
 
     _no_axis_rules(axis_rules)
-    if weights is not None:
-        raise InspectorError("weights= (trained Linen weights from a file) is not available in this version")
     tolerance = Tolerance(rtol=_tol(rtol), atol=_tol(atol))
     a, b = _load(linen), _load(nnx)
+    if weights is not None:  # trained Linen weights from a checkpoint, a weight file or a variables dict
+        from loaders.porting import with_weights
+
+        a = with_weights(a, _load(weights))
     report, state = port_sources(a, b, rules=_rules(rules), tolerance=tolerance, trace=trace)
     trained = train_sources(a, b, report, state, tolerance=tolerance, loss=loss, steps=steps, lr=_tol(lr),
                             train_args=dict(train_args or {})) if train else None
     return PortResult(_spec(linen), _spec(nnx), report, trained=trained, train_asked=train)
+
+
+def convert(source: Any, target: str, *, out: str | None = None, rules: Rules = None,
+            allow_missing: str | None = None, allow_unused: str | None = None, dtype: str | None = None,
+            force: bool = False, emit_python: str | None = None) -> ConvertResult:
+    """Plan (and with ``out``, write) the Linen weights of ``source`` as an NNX checkpoint of ``target``.
+
+    ``source``: a spec (checkpoint, weight file, Linen model) or a live Linen variables dict / TrainState;
+    ``target``: the NNX model as a spec (``"model.py:make_model"``, ``"sample:block:nnx"``), built
+    abstractly. Nothing is written unless every target variable is filled and every weight used
+    (``allow_missing`` / ``allow_unused`` regexes aside): check ``result.ok`` and ``result.plan``.
+    """
+    from inspector.convert_plan import check_dtype
+    from loaders.convert import check_not_source, model_factory, plan_sources, write_converted
+    from loaders.convert import emit_python as emit
+    from loaders.porting import check_output
+
+    if not isinstance(target, (str, os.PathLike)):
+        raise InspectorError("convert builds the target abstractly from its factory: pass it as a spec such as "
+                             f"'model.py:make_model' or 'sample:block:nnx', not {type(target).__name__}")
+    src, tgt = _load(source), _load(os.fspath(target), abstract=True)
+    if out is not None:
+        check_not_source(out, src)
+        check_output(out, force=force)
+    plan, _, _ = plan_sources(src, tgt, rules=_rules(rules), allow_missing=allow_missing,
+                              allow_unused=allow_unused, dtype=check_dtype(dtype))
+    written = None
+    if plan.ok:
+        make_model = model_factory(os.fspath(target))
+        if out is not None:
+            written = str(write_converted(plan, src, tgt, out, make_model=make_model, force=force))
+        if emit_python is not None:
+            with open(emit_python, "w", encoding="utf-8") as f:
+                f.write(emit(plan, src, make_model, target=tgt.spec))
+    return ConvertResult(src.spec, tgt.spec, plan, written, emit_python if plan.ok else None)
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -182,4 +219,4 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-__all__ = ["diff", "port", "show", "split"]
+__all__ = ["convert", "diff", "port", "show", "split"]

@@ -22,6 +22,9 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from inspector.convert_plan import ConvertPlan
+from inspector.convert_report import convert_json, convert_table
+from inspector.convert_report import verdict as convert_verdict
 from inspector.diff_report import diff_json, diff_markdown, diff_table, summary_line
 from inspector.diffing import DiffEntry, Status, summarize
 from inspector.filters import ParsedFilter
@@ -264,6 +267,56 @@ class PortResult:
     __str__ = to_text
 
 
+@dataclasses.dataclass(frozen=True)
+class ConvertResult:
+    """A conversion plan (and where it was written); ``ok`` is exit 0: nothing dropped or left at init."""
+
+    source: str
+    target: str
+    plan: ConvertPlan
+    out: str | None = None
+    emitted: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.plan.ok
+
+    def to_text(self) -> str:
+        return convert_table(self.source, self.target, self.plan, self.out, self.emitted)
+
+    def to_json(self) -> dict[str, Any]:
+        return convert_json(self.source, self.target, self.plan, self.out, self.emitted)
+
+    def to_markdown(self) -> str:
+        return f"**{_md(self.source)}** → **{_md(self.target)}**\n\n```\n{self.to_text()}\n```\n"
+
+    def to_pandas(self):
+        import pandas as pd
+
+        if self.plan.refused:
+            return pd.DataFrame([r.to_json() for r in self.plan.refused])
+        return pd.DataFrame([{"linen": " + ".join(p.full_name for p in m.parts), "nnx": m.right.name,
+                              "shape": m.right.shape, "dtype": m.dtype, "cast": m.cast,
+                              "transform": m.transform.text if m.transform is not None else None}
+                             for m in self.plan.moves])
+
+    def _repr_html_(self) -> str:
+        colour = "#1a7f37" if self.ok else _MISMATCH_COLOUR
+        head = (f"<b>{_h(self.source)}</b> → <b>{_h(self.target)}</b><br>"
+                f"<span class='s' style='color:{colour}'>{_h(convert_verdict(self.plan))}</span>")
+        if self.plan.refused:
+            rows = [(r.status, r.left.full_name if r.left else "—", r.right.full_name if r.right else "—", r.reason,
+                     r.nearest or "") for r in self.plan.refused]
+            return _frame(head + _table(("status", "linen", "nnx", "why", "nearest"), rows))
+        rows = [(" + ".join(p.full_name for p in m.parts), m.right.name, format_shape(m.right.shape),
+                 f"{m.source_dtype} → {m.dtype}" if m.cast else m.dtype,
+                 m.transform.text if m.transform is not None else "") for m in self.plan.moves]
+        written = f"<br>written to <code>{_h(self.out)}</code>" if self.out else ""
+        return _frame(head + written + _table(("linen", "nnx", "shape", "dtype", "transform"), rows))
+
+    __str__ = to_text
+
+
 # -- rendering helpers ---------------------------------------------------------------------------
 
 def _h(text: Any) -> str:
@@ -394,4 +447,4 @@ def _pair_detail(entry: DiffEntry) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["DiffResult", "FilterResult", "PortResult", "ShowResult", "SplitResult"]
+__all__ = ["ConvertResult", "DiffResult", "FilterResult", "PortResult", "ShowResult", "SplitResult"]

@@ -116,6 +116,8 @@ def initial_values(make_model: Callable[[], nnx.Module], paths: set[VarPath]) ->
 
 def source_paths(source: LoadedSource) -> list[Path]:
     """Files and folders a source reads: an output must never be one of them, or inside one."""
+    if source.spec.startswith("<"):  # a live object (the Python API) reads no file
+        return []
     spec = parse_spec(source.spec)
     if spec.kind in ("checkpoint", "weights", "file"):
         return [Path(spec.target).expanduser().resolve()]

@@ -242,3 +242,33 @@ def test_port_with_the_training_step_check(model):
     assert result.ok, result.to_text()
     assert result.to_json()["train"]["loss"]["allclose"]
     assert "TRAINS THE SAME" in result.to_text()
+
+
+def test_convert_writes_a_checkpoint_the_readme_recipe_restores(tmp_path):
+    import orbax.checkpoint as ocp
+
+    from sample_models import SAMPLES
+
+    linen = SAMPLES["block"].module("linen").example()
+    variables = linen.module.init(jax.random.key(1), *linen.init.args, **linen.init.kwargs)
+    before = _snapshot(variables)
+    plan_only = inspector.convert(variables, "sample:block:nnx")
+    assert plan_only.ok and plan_only.out is None and not (tmp_path / "ckpt").exists()
+    result = inspector.convert(variables, "sample:block:nnx", out=str(tmp_path / "ckpt"))
+    assert result.ok and result.out and "<table>" in result._repr_html_()
+    assert _same(before, _snapshot(variables))
+
+    make_model = SAMPLES["block"].module("nnx").example().build
+    graphdef, abstract = nnx.split(nnx.eval_shape(make_model))
+    model = nnx.merge(graphdef, ocp.StandardCheckpointer().restore(tmp_path / "ckpt", abstract))
+    model.eval()
+    expected = linen.module.apply(variables, *linen.infer.args, **linen.infer.kwargs)
+    np.testing.assert_allclose(model(*linen.infer.args), expected, atol=1e-5)
+
+    # the same trained weights through the port check
+    assert inspector.port("sample:block:linen", "sample:block:nnx", weights=variables).ok
+
+
+def test_convert_refuses_a_live_target():
+    with pytest.raises(inspector.InspectorError, match="pass it as a spec"):
+        inspector.convert({"params": {}}, TorchStyleMLP(nnx.Rngs(0)))
