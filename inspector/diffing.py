@@ -178,7 +178,7 @@ def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bo
         return DiffEntry(Status.LEFT_ONLY if b is None else Status.RIGHT_ONLY, a, b,
                          notes=(f"{'left' if b is None else 'right'}: {problem}",) if problem else ())
     differences = []
-    if not same_kind(a.type, b.type):
+    if not same_kind(a.kind_name, b.kind_name):
         differences.append("type")
     keys_equal = same_key_data(a, b)
     if a.shape != b.shape and not keys_equal:
@@ -196,8 +196,17 @@ def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bo
     for field, status in _FIELD_STATUS:
         if field in differences:
             return DiffEntry(status, a, b, tuple(differences), value_diff, notes)
-    status = Status.MATCH if a.path == b.path else Status.RENAMED
+    status = Status.MATCH if same_path(a.path, b.path) else Status.RENAMED
     return DiffEntry(status, a, b, (), value_diff)
+
+
+def same_path(a: tuple, b: tuple) -> bool:
+    """Paths equal as written: an Orbax checkpoint's list index ``'0'`` is a live tree's ``0``.
+
+    >>> same_path(("layers", "0", "kernel"), ("layers", 0, "kernel"))
+    True
+    """
+    return a == b or (len(a) == len(b) and all(str(x) == str(y) for x, y in zip(a, b)))
 
 
 _KEY_WORDS = {"key<fry>": 2, "key<rbg>": 4, "key<unsafe_rbg>": 4}
@@ -256,4 +265,4 @@ def describe_pair(entry: DiffEntry) -> str:
 
 
 __all__ = ["DiffEntry", "Status", "Tolerance", "ValueDiff", "compare_values", "describe_pair",
-           "diff_trees", "same_key_data", "summarize"]
+           "diff_trees", "same_key_data", "same_path", "summarize"]

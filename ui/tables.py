@@ -33,7 +33,7 @@ def records_frame(records: Sequence[VariableRecord]) -> pd.DataFrame:
     frame = pd.DataFrame({
         "collection": [r.collection or "" for r in records],
         "path": [r.name for r in records],
-        "kind": [r.type or KIND_UNKNOWN_LABEL for r in records],
+        "kind": [r.type_label if r.type else KIND_UNKNOWN_LABEL for r in records],
         "shape": [format_shape(r.shape) for r in records],
         "dtype": [r.dtype for r in records],
         "parameters": [r.size for r in records],
@@ -62,7 +62,7 @@ def diff_frame(entries: Sequence[DiffEntry]) -> pd.DataFrame:
         if attr == "shape":
             return format_shape(record.shape)
         if attr == "kind":
-            return record.type or KIND_UNKNOWN_LABEL
+            return record.type_label if record.type else KIND_UNKNOWN_LABEL
         return getattr(record, attr)
 
     frame = pd.DataFrame({

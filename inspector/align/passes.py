@@ -51,7 +51,7 @@ class _Node:
     def signature(self) -> tuple:
         """What the subtree holds, regardless of names: its non-RNG kinds, shapes and dtypes."""
         if self._sig is None:
-            own = [(canonical_kind(r.type) if r.type else "", r.shape, r.dtype) for _, r in self.leaves
+            own = [(canonical_kind(r.kind_name) if r.kind_name else "", r.shape, r.dtype) for _, r in self.leaves
                    if not r.is_rng]
             for child in self.children.values():
                 own.extend(child.signature())
@@ -185,7 +185,7 @@ def _match_leaves(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> No
         for item in lrest:
             candidates = by_name.get(norm(item[1].path[-1]), [])
             found = next((c for c in candidates if id(c) not in used and (
-                not same_kind_only or same_kind(item[1].type, c[1].type))), None)
+                not same_kind_only or same_kind(item[1].kind_name, c[1].kind_name))), None)
             if found is None:
                 unmatched.append(item)
                 continue
@@ -211,8 +211,8 @@ def _match_leaves(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> No
 def _by_kind(items: list[tuple[float, VariableRecord]]) -> dict[str, list[tuple[float, VariableRecord]]]:
     out: dict[str, list] = {}
     for item in items:
-        if not item[1].is_rng and item[1].type is not None:
-            out.setdefault(canonical_kind(item[1].type), []).append(item)
+        if not item[1].is_rng and item[1].kind_name is not None:
+            out.setdefault(canonical_kind(item[1].kind_name), []).append(item)
     return out
 
 

@@ -91,7 +91,8 @@ def forced_pairs(rules: Rules, left: Sequence[VariableRecord], right: Sequence[V
         if target is None:
             continue
         candidates = [r for r in by_name.get(target, []) if id(r) not in taken]
-        found = next((r for r in candidates if same_kind(record.type, r.type)), None) or next(iter(candidates), None)
+        found = next((r for r in candidates if same_kind(record.kind_name, r.kind_name)), None) or next(
+            iter(candidates), None)
         if found is None:
             notes.append(f"rule sends {record.full_name!r} to {target!r}, which the right side does not have")
             continue
@@ -124,7 +125,7 @@ def rules_from_entries(pairs: Sequence[tuple[VariableRecord, VariableRecord]]) -
     """The alignment found, as rules: module-level pairs where a whole module was renamed."""
     mapping: dict[str, str] = {}
     for a, b in pairs:
-        if a.path == b.path:
+        if tuple(map(str, a.path)) == tuple(map(str, b.path)):
             continue
         tail = 0
         while tail < min(len(a.path), len(b.path)) and a.path[-1 - tail] == b.path[-1 - tail]:
