@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--atol", type=_tolerance, default=None, help="absolute tolerance for --values (default 1e-8)")
     diff.add_argument("--rules", metavar="FILE", help="JSON rules file overriding the automatic alignment")
     diff.add_argument("--write-rules", metavar="FILE", help="write the alignment found as a rules file")
+    diff.add_argument("--axis-rules", metavar="FILE",
+                      help='JSON logical-axis rules ([["embed", "model"], ["vocab", null]]) mapping Linen logical '
+                           "names to mesh axes before shardings are compared")
     diff.set_defaults(func=cmd_diff)
 
     filt = commands.add_parser("filter", help="the variables an NNX filter expression selects",
@@ -158,7 +161,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     if args.values and args.abstract:
         raise InspectorError("--values compares arrays, and --abstract builds none: drop one of them")
+    from inspector.sharding import parse_axis_rules
+
     rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
+    axis_rules = (parse_axis_rules(_read_text(args.axis_rules, "axis rules file"), origin=args.axis_rules)
+                  if args.axis_rules else None)
     left = load_source(args.left, abstract=args.abstract)
     right = load_source(args.right, abstract=args.abstract)
     forced, notes = forced_pairs(rules, left.records, right.records) if rules else ([], [])
@@ -167,7 +174,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         left.records, right.records, left_structure=left.structure, right_structure=right.structure,
         forced=forced, rng_one_sided=not (left.form == right.form == "nnx"),
         sharding_one_sided=not (left.on_disk or right.on_disk),
-        values=(left.read, right.read) if args.values else None, tolerance=tolerance)
+        values=(left.read, right.read) if args.values else None, tolerance=tolerance, axis_rules=axis_rules)
     _print_notes(left, right)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)

@@ -31,10 +31,13 @@ from typing import Any
 import numpy as np
 
 from inspector.align import align
+from inspector.align.layouts import Link, link_layouts
 from inspector.align.structure import EMPTY, Structure
+from inspector.align.transforms import TransformError
 from inspector.kinds import BATCH_COUNT, same_kind
 from inspector.records import VariableRecord
-from inspector.sharding import annotation_problem, sharding_notes
+from inspector.sharding import Rules as AxisRules
+from inspector.sharding import annotation_problem, compare_sharding, sharding_names
 
 
 class Status(enum.StrEnum):
@@ -138,19 +141,25 @@ def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], 
                forced: Sequence[tuple[VariableRecord, VariableRecord]] = (),
                rng_one_sided: bool = True, sharding_one_sided: bool = True,
                values: tuple[ValueGetter, ValueGetter] | None = None,
-               tolerance: Tolerance = Tolerance()) -> list[DiffEntry]:
+               tolerance: Tolerance = Tolerance(), axis_rules: AxisRules | None = None) -> list[DiffEntry]:
     """Align two record lists and give every pair its status.
 
     ``rng_one_sided``: RNG state present on one side only is ``rng_only`` (Linen keeps none); pass
     False to compare two NNX trees, where missing RNG state is a real difference.
     ``sharding_one_sided``: annotations present on one side only are a finding; pass False when a
-    side cannot carry them (a checkpoint).
+    side cannot carry them (a checkpoint): then written PartitionSpecs are compared only on equal
+    multi-device meshes (``inspector.sharding.compare_sharding``).
+    ``axis_rules``: flax logical-axis rules mapping Linen logical names to mesh axes before names
+    are compared; without them, two trees that share no sharding name compare none (``info``).
     ``values``: two functions reading a record's array; when given, paired variables of equal
     shape are compared numerically.
     """
     pairs = align(left, right, left_structure=left_structure, right_structure=right_structure,
                   forced=forced)
-    entries = [_entry(a, b, rng_one_sided, values, tolerance, sharding_one_sided) for a, b in pairs]
+    lnames, rnames = sharding_names(left), sharding_names(right)
+    sharding = dict(one_sided=sharding_one_sided, axis_rules=axis_rules,
+                    names_comparable=not (lnames and rnames and lnames.isdisjoint(rnames)))
+    entries = [_entry(link, rng_one_sided, values, tolerance, sharding) for link in link_layouts(pairs)]
     entries.sort(key=DiffEntry.sort_key)
     return entries
 
@@ -164,9 +173,9 @@ def summarize(entries: Sequence[DiffEntry]) -> dict[str, int]:
     return summary
 
 
-def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bool,
-           values: tuple[ValueGetter, ValueGetter] | None, tolerance: Tolerance,
-           sharding_one_sided: bool = True) -> DiffEntry:
+def _entry(link: Link, rng_one_sided: bool, values: tuple[ValueGetter, ValueGetter] | None, tolerance: Tolerance,
+           sharding: dict | None = None) -> DiffEntry:
+    a, b, transform = link.left, link.right, link.transform
     if a is None or b is None:
         only = a if a is not None else b
         if rng_one_sided and only.is_rng:
@@ -181,23 +190,39 @@ def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bo
     if not same_kind(a.kind_name, b.kind_name):
         differences.append("type")
     keys_equal = same_key_data(a, b)
-    if a.shape != b.shape and not keys_equal:
+    parts = link.left_parts or (a,)
+    shape = a.shape
+    if transform is not None:
+        try:
+            shape = transform.output_shape([p.shape for p in parts])
+        except TransformError:
+            shape = None
+    if shape != b.shape and not keys_equal:
         differences.append("shape")
     if a.dtype != b.dtype and not keys_equal:
         differences.append("dtype")
-    notes = sharding_notes(a, b, one_sided=sharding_one_sided)
+    notes, info = compare_sharding(a, b, **(sharding or {})) if transform is None else ((), ())
     if notes:
         differences.append("sharding")
+    if transform is not None and (a.sharding or b.sharding):
+        info += ("sharding not compared: the layout changes",)
+    info = link.info + info
     value_diff = None
-    if values is not None and (a.shape == b.shape or keys_equal):
-        value_diff = compare_values(values[0](a), values[1](b), tolerance)
+    if values is not None and (shape == b.shape or keys_equal):
+        left_value = (transform.apply(*(values[0](p) for p in parts)) if transform is not None
+                      else values[0](a))
+        value_diff = compare_values(left_value, values[1](b), tolerance)
         if value_diff is not None and not value_diff.allclose:
             differences.append("value")
+    extra = dict(transform=transform, left_parts=link.left_parts, info=info, evidence=link.evidence)
     for field, status in _FIELD_STATUS:
         if field in differences:
-            return DiffEntry(status, a, b, tuple(differences), value_diff, notes)
-    status = Status.MATCH if same_path(a.path, b.path) else Status.RENAMED
-    return DiffEntry(status, a, b, (), value_diff)
+            return DiffEntry(status, a, b, tuple(differences), value_diff, notes, **extra)
+    if transform is not None:
+        status = Status.TRANSFORMED
+    else:
+        status = Status.MATCH if same_path(a.path, b.path) else Status.RENAMED
+    return DiffEntry(status, a, b, (), value_diff, **extra)
 
 
 def same_path(a: tuple, b: tuple) -> bool:

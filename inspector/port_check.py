@@ -14,6 +14,8 @@ inputs with the same weights does. Steps:
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +23,7 @@ import flax.errors
 import jax
 from flax import nnx
 
+from inspector.align.layouts import Ambiguity
 from inspector.align.structure import structure_of
 from inspector.diffing import DiffEntry, Status, Tolerance, compare_values, diff_trees
 from inspector.errors import PortError
@@ -28,6 +31,8 @@ from inspector.example import Inputs, LinenExample, NnxExample
 from inspector.normalize import flatten_variables
 from inspector.records import VariableRecord, format_path
 
+# Ambiguous layouts the port check settles by running every combination (2 choices each: 16 runs at most).
+_MAX_AMBIGUOUS = 4
 # Activations and optimizer state are not weights: a port neither needs nor moves them.
 _NOT_WEIGHTS = frozenset({"Intermediate", "Perturbation", "OptState", "intermediates", "perturbations"})
 
@@ -70,6 +75,8 @@ class PortReport:
     outputs: tuple[OutputDiff, ...]
     tolerance: Tolerance
     entries: tuple[DiffEntry, ...] = ()
+    # Ambiguous layouts the run settled: the only choice that gives equal outputs, one line each.
+    settled: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -78,7 +85,8 @@ class PortReport:
     def to_json(self) -> dict[str, Any]:
         return {"match": self.ok, "converted": self.converted, "refused": [r.to_json() for r in self.refused],
                 "outputs": [o.to_json() for o in self.outputs],
-                "atol": self.tolerance.atol, "rtol": self.tolerance.rtol}
+                "atol": self.tolerance.atol, "rtol": self.tolerance.rtol} | (
+                    {"settled": list(self.settled)} if self.settled else {})
 
 
 def weight_records(obj: Any) -> list[tuple[VariableRecord, Any]]:
@@ -89,18 +97,43 @@ def weight_records(obj: Any) -> list[tuple[VariableRecord, Any]]:
 def plan(entries: Sequence[DiffEntry]) -> tuple[list[tuple[VariableRecord, VariableRecord]], list[Refusal]]:
     """Which Linen variable fills which NNX variable, and what makes that impossible."""
     moves, refused = [], []
+    left_only = [e.left for e in entries if e.status is Status.LEFT_ONLY]
+    right_only = [e.right for e in entries if e.status is Status.RIGHT_ONLY]
     for e in entries:
-        if e.status in (Status.MATCH, Status.RENAMED, Status.SHARDING):
-            moves.append((e.left, e.right))  # a layout difference does not change the values
+        if e.status in (Status.MATCH, Status.RENAMED, Status.SHARDING, Status.TRANSFORMED):
+            moves.append((e.left, e.right))  # a sharding difference does not change the values
         elif e.status is Status.RNG_ONLY:
             continue  # NNX keeps its own RNG state
         elif e.status is Status.LEFT_ONLY:
-            refused.append(Refusal(e.status.value, e.left, None, "the NNX model has no variable for it"))
+            refused.append(Refusal(e.status.value, e.left, None,
+                                   "the NNX model has no variable for it" + nearest(e.left, right_only)))
         elif e.status is Status.RIGHT_ONLY:
-            refused.append(Refusal(e.status.value, None, e.right, "no Linen variable gives it a value"))
+            refused.append(Refusal(e.status.value, None, e.right,
+                                   "no Linen variable gives it a value" + nearest(e.right, left_only)))
         else:
             refused.append(Refusal(e.status.value, e.left, e.right, _why(e)))
     return moves, refused
+
+
+def nearest(record: VariableRecord, others: Sequence[VariableRecord]) -> str:
+    """``; nearest candidate: `mlp/linear` (32, 16), the only (32, 16) Param in `mlp`; pair it with a rule``.
+
+    Candidates hold as many elements; the same shape first, then names that look alike.
+    """
+    same_size = [r for r in others if r.size == record.size and r.kind == record.kind]
+    if not same_size:
+        return ""
+    same_shape = [r for r in same_size if r.shape == record.shape]
+    pool = same_shape or same_size
+    best = max(pool, key=lambda r: difflib.SequenceMatcher(None, r.name, record.name).ratio())
+    module = "/".join(str(k) for k in best.path[:-1]) or "the root"
+    if len(same_shape) == 1:
+        why = f"the only {best.shape} {best.kind} left unpaired (in `{module}`)"
+    elif same_shape:
+        why = f"one of {len(same_shape)} unpaired {best.shape} {best.kind}s; its name is the closest"
+    else:
+        why = f"as many elements ({best.size}) in another layout"
+    return f"; nearest candidate: `{best.full_name}` {best.shape}, {why}; pair it with a rule"
 
 
 def _why(entry: DiffEntry) -> str:
@@ -111,13 +144,32 @@ def _why(entry: DiffEntry) -> str:
 
 
 def convert(model: nnx.Module, moves: Sequence[tuple[VariableRecord, VariableRecord]],
-            read: Callable[[VariableRecord], Any]) -> nnx.State:
-    """The NNX model's state with every moved variable's value taken from Linen."""
+            read: Callable[[VariableRecord], Any], layouts: Mapping[Any, DiffEntry] | None = None,
+            override: Mapping[int, Any] | None = None) -> nnx.State:
+    """The NNX model's state with every moved variable's value taken from Linen.
+
+    ``layouts`` maps a right path to its entry when the entry carries a transform (or its left parts);
+    ``override`` replaces the transform of some entries (by ``id``) with another choice (None: as is).
+    """
     by_path = {right.path: left for left, right in moves}
+    layouts = layouts or {}
+    override = override or {}
     flat = []
     for path, var in nnx.to_flat_state(nnx.state(model)):
         left = by_path.get(tuple(path))
-        flat.append((path, var if left is None else var.copy(jax.numpy.asarray(read(left)))))
+        if left is None:
+            flat.append((path, var))
+            continue
+        entry = layouts.get(tuple(path))
+        transform = entry.transform if entry is not None else None
+        if entry is not None and id(entry) in override:
+            transform = override[id(entry)]
+        if transform is not None:
+            parts = entry.left_parts or (entry.left,)
+            value = transform.apply(*(jax.numpy.asarray(read(p)) for p in parts))
+        else:
+            value = jax.numpy.asarray(read(left))
+        flat.append((path, var.copy(value)))
     return nnx.from_flat_state(flat)
 
 
@@ -176,10 +228,30 @@ def check_port(linen: LinenExample, variables: Mapping[str, Any], model: nnx.Mod
     moves, refused = plan(entries)
     if refused:
         return PortReport(len(moves), tuple(refused), (), tolerance, tuple(entries)), None
-    model = nnx.clone(model)  # the caller's model (perhaps cached by the app) stays as it was
-    state = convert(model, moves, lambda record: values[record.key])
-    nnx.update(model, state)
+    layouts = {e.right.path: e for e in entries if e.right is not None and (e.transform is not None or e.left_parts
+                                                                          or isinstance(e.evidence, Ambiguity))}
     expected = run_linen(linen, variables, rngs)
-    got = run_nnx(nnx_example, model, Inputs(linen.infer.args))
-    outputs = compare_outputs(expected, got, tolerance)
-    return PortReport(len(moves), (), tuple(outputs), tolerance, tuple(entries)), state
+    ambiguous = [e for e in entries if isinstance(e.evidence, Ambiguity) and e.right is not None]
+    choices: list[dict] = [{}]
+    if len(ambiguous) <= _MAX_AMBIGUOUS:
+        choices = [dict(zip((id(e) for e in ambiguous), combo))
+                   for combo in itertools.product(*(e.evidence.choices for e in ambiguous))]
+    results = []
+    for override in choices:
+        trial = nnx.clone(model)  # the caller's model (perhaps cached by the app) stays as it was
+        state = convert(trial, moves, lambda record: values[record.key], layouts, override)
+        nnx.update(trial, state)
+        got = run_nnx(nnx_example, trial, Inputs(linen.infer.args))
+        outputs = compare_outputs(expected, got, tolerance)
+        results.append((override, state, outputs))
+    good = [r for r in results if all(o.allclose for o in r[2])]
+    override, state, outputs = good[0] if good else results[0]
+    settled: tuple[str, ...] = ()
+    if ambiguous and len(choices) > 1 and len(good) == 1:
+        settled = tuple(f"{e.left.full_name} → {e.right.full_name}: "
+                        f"{override[id(e)].text if override[id(e)] is not None else 'as it is'} "
+                        f"(of {len(e.evidence.choices)} plausible layouts, the only one giving equal outputs)"
+                        for e in ambiguous)
+    elif ambiguous and len(good) > 1:
+        settled = (f"not settled: {len(good)} of {len(choices)} layout choices give equal outputs on these inputs",)
+    return PortReport(len(moves), (), tuple(outputs), tolerance, tuple(entries), settled), state
