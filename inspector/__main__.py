@@ -174,14 +174,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
         left.records, right.records, left_structure=left.structure, right_structure=right.structure,
         forced=forced, rng_one_sided=not (left.form == right.form == "nnx"),
         sharding_one_sided=not (left.on_disk or right.on_disk),
-        values=(left.read, right.read) if args.values else None, tolerance=tolerance, axis_rules=axis_rules)
+        values=(left.read, right.read) if args.values else None, tolerance=tolerance, axis_rules=axis_rules,
+        casts=rules.dtype if rules else None)
     _print_notes(left, right)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     restore = restore_between(left, right, entries)
     if args.write_rules:
         found = [(e.left, e.right) for e in entries if e.left is not None and e.right is not None]
-        _write_text(args.write_rules, json.dumps(rules_from_entries(found), indent=2) + "\n", "rules file")
+        _write_text(args.write_rules, json.dumps(rules_from_entries(found, entries), indent=2) + "\n", "rules file")
     extra = ({"rule_notes": notes} if notes else {}) | (restore.to_json() if restore else {})
     if args.format == "json":
         _print_json(diff_json(left.spec, right.spec, entries, **extra))

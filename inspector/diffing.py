@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -141,7 +141,8 @@ def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], 
                forced: Sequence[tuple[VariableRecord, VariableRecord]] = (),
                rng_one_sided: bool = True, sharding_one_sided: bool = True,
                values: tuple[ValueGetter, ValueGetter] | None = None,
-               tolerance: Tolerance = Tolerance(), axis_rules: AxisRules | None = None) -> list[DiffEntry]:
+               tolerance: Tolerance = Tolerance(), axis_rules: AxisRules | None = None,
+               casts: Mapping[str, str] | None = None) -> list[DiffEntry]:
     """Align two record lists and give every pair its status.
 
     ``rng_one_sided``: RNG state present on one side only is ``rng_only`` (Linen keeps none); pass
@@ -149,19 +150,38 @@ def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], 
     ``sharding_one_sided``: annotations present on one side only are a finding; pass False when a
     side cannot carry them (a checkpoint): then written PartitionSpecs are compared only on equal
     multi-device meshes (``inspector.sharding.compare_sharding``).
+    ``casts``: a rules file's ``dtype`` (left path → the dtype the port casts it to).
     ``axis_rules``: flax logical-axis rules mapping Linen logical names to mesh axes before names
     are compared; without them, two trees that share no sharding name compare none (``info``).
     ``values``: two functions reading a record's array; when given, paired variables of equal
     shape are compared numerically.
     """
+    ruled = {(id(f.left), id(f.right)): f for f in forced if isinstance(f, Link)}
+    plain = [(f.left, f.right) if isinstance(f, Link) else tuple(f) for f in forced]
     pairs = align(left, right, left_structure=left_structure, right_structure=right_structure,
-                  forced=forced)
+                  forced=plain, taken=[p for f in ruled.values() for p in f.left_parts])
     lnames, rnames = sharding_names(left), sharding_names(right)
     sharding = dict(one_sided=sharding_one_sided, axis_rules=axis_rules,
                     names_comparable=not (lnames and rnames and lnames.isdisjoint(rnames)))
-    entries = [_entry(link, rng_one_sided, values, tolerance, sharding) for link in link_layouts(pairs)]
+    links = [ruled.get((id(link.left), id(link.right)), link) for link in link_layouts(pairs)]
+    if casts:
+        links = [_with_cast(link, casts) for link in links]
+    entries = [_entry(link, rng_one_sided, values, tolerance, sharding) for link in links]
     entries.sort(key=DiffEntry.sort_key)
     return entries
+
+
+def _with_cast(link: Link, casts: Mapping[str, str]) -> Link:
+    """A rules file's ``dtype``: the dtype the port casts a left variable to (not a mismatch then)."""
+    from inspector.align.rules import RuleEvidence
+
+    if link.left is None or link.right is None or getattr(link.evidence, "dtype", None):
+        return link
+    cast = casts.get(link.left.full_name) or casts.get(link.left.name)
+    if cast is None:
+        return link
+    rule = link.evidence.rule if isinstance(link.evidence, RuleEvidence) else "dtype"
+    return dataclasses.replace(link, evidence=RuleEvidence(rule, cast))
 
 
 def summarize(entries: Sequence[DiffEntry]) -> dict[str, int]:
@@ -199,7 +219,8 @@ def _entry(link: Link, rng_one_sided: bool, values: tuple[ValueGetter, ValueGett
             shape = None
     if shape != b.shape and not keys_equal:
         differences.append("shape")
-    if a.dtype != b.dtype and not keys_equal:
+    cast = getattr(link.evidence, "dtype", None)
+    if a.dtype != b.dtype and not keys_equal and cast != b.dtype:
         differences.append("dtype")
     notes, info = compare_sharding(a, b, **(sharding or {})) if transform is None else ((), ())
     if notes:
@@ -207,6 +228,8 @@ def _entry(link: Link, rng_one_sided: bool, values: tuple[ValueGetter, ValueGett
     if transform is not None and (a.sharding or b.sharding):
         info += ("sharding not compared: the layout changes",)
     info = link.info + info
+    if cast and a.dtype != b.dtype:
+        info += (f"cast {a.dtype} → {cast} by rule",)
     value_diff = None
     if values is not None and (shape == b.shape or keys_equal):
         left_value = (transform.apply(*(values[0](p) for p in parts)) if transform is not None

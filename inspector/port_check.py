@@ -169,6 +169,9 @@ def convert(model: nnx.Module, moves: Sequence[tuple[VariableRecord, VariableRec
             value = transform.apply(*(jax.numpy.asarray(read(p)) for p in parts))
         else:
             value = jax.numpy.asarray(read(left))
+        cast = getattr(entry.evidence, "dtype", None) if entry is not None else None
+        if cast:
+            value = value.astype(cast)
         flat.append((path, var.copy(value)))
     return nnx.from_flat_state(flat)
 
@@ -216,20 +219,20 @@ def compare_outputs(a: Any, b: Any, tolerance: Tolerance) -> list[OutputDiff]:
 
 def check_port(linen: LinenExample, variables: Mapping[str, Any], model: nnx.Module,
                nnx_example: NnxExample | None, *, forced_pairs: Callable[[list, list], list] | None = None,
-               tolerance: Tolerance = Tolerance(1e-5, 1e-5), rngs: Mapping[str, Any] | None = None
-               ) -> tuple[PortReport, nnx.State | None]:
+               tolerance: Tolerance = Tolerance(1e-5, 1e-5), rngs: Mapping[str, Any] | None = None,
+               casts: Mapping[str, str] | None = None) -> tuple[PortReport, nnx.State | None]:
     """Align, convert, run both and compare. Returns the report and the converted state (None if refused)."""
     left = weight_records(variables)
     right = weight_records(nnx.state(model))
     lrec, rrec = [r for r, _ in left], [r for r, _ in right]
     values = {r.key: v for r, v in left}
     entries = diff_trees(lrec, rrec, left_structure=structure_of(variables), right_structure=structure_of(model),
-                         forced=forced_pairs(lrec, rrec) if forced_pairs else ())
+                         forced=forced_pairs(lrec, rrec) if forced_pairs else (), casts=casts)
     moves, refused = plan(entries)
     if refused:
         return PortReport(len(moves), tuple(refused), (), tolerance, tuple(entries)), None
     layouts = {e.right.path: e for e in entries if e.right is not None and (e.transform is not None or e.left_parts
-                                                                          or isinstance(e.evidence, Ambiguity))}
+                                                                          or e.evidence is not None)}
     expected = run_linen(linen, variables, rngs)
     ambiguous = [e for e in entries if isinstance(e.evidence, Ambiguity) and e.right is not None]
     choices: list[dict] = [{}]

@@ -38,7 +38,7 @@ def port_sources(linen: LoadedSource, target: LoadedSource, *, rules: Rules | No
     forced = (lambda left, right: forced_pairs(rules, left, right)[0]) if rules else None
     with user_code(f"{linen.spec} ↔ {target.spec}", None):
         return check_port(linen.example, linen.variables, target.model, example, forced_pairs=forced,
-                          tolerance=tolerance)
+                          tolerance=tolerance, casts=rules.dtype if rules else None)
 
 
 _CHECKPOINT_MARKERS = ("_CHECKPOINT_METADATA", "_METADATA")

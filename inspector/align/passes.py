@@ -67,12 +67,14 @@ class _Node:
 
 def align(left: Sequence[VariableRecord], right: Sequence[VariableRecord], *,
           left_structure: Structure = EMPTY, right_structure: Structure = EMPTY,
-          forced: Sequence[tuple[VariableRecord, VariableRecord]] = ()) -> list[Pair]:
+          forced: Sequence[tuple[VariableRecord, VariableRecord]] = (),
+          taken: Sequence[VariableRecord] = ()) -> list[Pair]:
     """Pair every variable of ``left`` with one of ``right`` or with nothing.
 
-    ``forced`` pairs (from a rules file) are kept as given and taken out before aligning the rest.
+    ``forced`` pairs (from a rules file) are kept as given and taken out before aligning the rest;
+    ``taken`` left variables (more parts of a forced concat) are taken out without a pair.
     """
-    taken_l = {id(a) for a, _ in forced}
+    taken_l = {id(a) for a, _ in forced} | {id(r) for r in taken}
     taken_r = {id(b) for _, b in forced}
     pairs: list[Pair] = list(forced)
     lroot = _build([r for r in left if id(r) not in taken_l], left_structure)
