@@ -283,7 +283,7 @@ def compare_sharding(left: VariableRecord, right: VariableRecord, *, one_sided: 
     >>> r = V(("w",), "Param", (8, 4), "float32", 32, 128, sharding=Sharding(names=(None, "model")))
     >>> compare_sharding(l, r, axis_rules=(("vocab", None), ("embed", "model")))
     ((), ())
-    >>> compare_sharding(l, r, names_comparable=False)[1][0][:64]
+    >>> compare_sharding(l, r, names_comparable=False)[1][0][:65]
     "sharding names ('vocab', 'embed') vs (None, 'model') not compared"
     """
     a, b = left.sharding or Sharding(), right.sharding or Sharding()

@@ -114,3 +114,21 @@ def test_piece_names_and_regrouping():
     assert [piece_of(n) for n in ("query", "k_proj", "wv", "gate_proj", "up", "out")] == ["q", "k", "v", "gate",
                                                                                            "up", None]
     assert regroups((2, 3, 4), (6, 4)) and not regroups((2, 3, 4), (2, 4, 3))
+
+
+def test_port_refusal_names_the_nearest_candidate():
+    from inspector.port_check import plan
+
+    left = [V(("mlp", "linear"), "Param", (32, 16), "float32", 512, 2048, "params"),
+            V(("norm", "scale"), "Param", (16,), "float32", 16, 64, "params")]
+    right = [V(("ffn", "down", "kernel"), "Param", (32, 16), "float32", 512, 2048),
+             V(("ffn", "gate", "kernel"), "Param", (32, 16), "float32", 512, 2048),
+             V(("ln", "scale"), "Param", (16,), "float32", 16, 64)]
+    entries = diff_trees(left, right)  # two (32, 16) weights one level deeper: no guess
+    assert sorted(e.status.value for e in entries) == ["left_only", "renamed", "right_only", "right_only"]
+    _, refused = plan(entries)
+    reasons = {r.right.name if r.right else r.left.name: r.reason for r in refused}
+    assert reasons["ffn/down/kernel"] == (
+        "no Linen variable gives it a value; nearest candidate: `params/mlp/linear` (32, 16), the only (32, 16) "
+        "Param left unpaired (in `mlp`); pair it with a rule")
+    assert "one of 2 unpaired (32, 16) Params" in reasons["mlp/linear"]
