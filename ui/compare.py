@@ -10,6 +10,7 @@ from inspector.align.rules import forced_pairs, parse_rules
 from inspector.diffing import DiffEntry, Tolerance, diff_trees, summarize
 from inspector.filters import parse_filters
 from inspector.restore import RestoreCheck
+from inspector.sharding import parse_axis_rules
 from inspector.splitmerge import Subject, split_groups, subject_of_source
 from loaders import LoadedSource
 from loaders.porting import port_sources
@@ -26,22 +27,26 @@ class DiffResult:
 
 
 def diff(left: LoadedSource, right: LoadedSource, rules_text: str, with_values: bool, rtol: float,
-         atol: float) -> DiffResult:
+         atol: float, axis_rules_text: str = "") -> DiffResult:
     return _diff(left, right, sources.source_key(left), sources.source_key(right), rules_text, with_values,
-                 rtol, atol)
+                 rtol, atol, axis_rules_text)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _diff(_left: LoadedSource, _right: LoadedSource, lkey: tuple, rkey: tuple, rules_text: str,
-          with_values: bool, rtol: float, atol: float) -> DiffResult:
-    forced, notes = ([], [])
+          with_values: bool, rtol: float, atol: float, axis_rules_text: str = "") -> DiffResult:
+    forced, notes, casts = ([], [], None)
     if rules_text:
-        forced, notes = forced_pairs(parse_rules(rules_text, origin="rules"), _left.records, _right.records)
+        rules = parse_rules(rules_text, origin="rules")
+        forced, notes = forced_pairs(rules, _left.records, _right.records)
+        casts = rules.dtype
+    axis_rules = parse_axis_rules(axis_rules_text, origin="axis rules") if axis_rules_text.strip() else None
     entries = diff_trees(
         _left.records, _right.records, left_structure=_left.structure, right_structure=_right.structure,
         forced=forced, rng_one_sided=not (_left.form == _right.form == "nnx"),
         sharding_one_sided=not (_left.on_disk or _right.on_disk),
-        values=(_left.read, _right.read) if with_values else None, tolerance=Tolerance(rtol=rtol, atol=atol))
+        values=(_left.read, _right.read) if with_values else None, tolerance=Tolerance(rtol=rtol, atol=atol),
+        axis_rules=axis_rules, casts=casts)
     return DiffResult(tuple(entries), summarize(entries), tuple(notes), restore_between(_left, _right, entries))
 
 
