@@ -255,6 +255,9 @@ def check_port(linen: LinenExample, variables: Mapping[str, Any], model: nnx.Mod
                         f"{override[id(e)].text if override[id(e)] is not None else 'as it is'} "
                         f"(of {len(e.evidence.choices)} plausible layouts, the only one giving equal outputs)"
                         for e in ambiguous)
+    elif len(ambiguous) > _MAX_AMBIGUOUS:
+        settled = (f"not settled: {len(ambiguous)} ambiguous layouts (more than {_MAX_AMBIGUOUS} are not tried in "
+                   "every combination); each was moved as it is — pair them with rules",)
     elif ambiguous and len(good) > 1:
         settled = (f"not settled: {len(good)} of {len(choices)} layout choices give equal outputs on these inputs",)
     return PortReport(len(moves), (), tuple(outputs), tolerance, tuple(entries), settled), state
