@@ -1,8 +1,11 @@
 """Diff two aligned trees: one entry per variable pair, each with exactly one status.
 
 Statuses, strongest first: ``type_mismatch``, ``shape_mismatch``, ``dtype_mismatch``,
-``sharding_mismatch``, ``value_mismatch`` (only when values are compared), then ``renamed`` (paired
-under another path) or ``match``. Unpaired variables are ``left_only`` / ``right_only``, except RNG
+``sharding_mismatch``, ``value_mismatch`` (only when values are compared), then ``transformed``
+(paired through a layout change, ``inspector.align.layouts``; the transform is recorded on the entry
+even when a mismatch wins), ``renamed`` (paired under another path) or ``match``. Kinds compare by
+``VariableRecord.kind_name`` (an ``ArrayParam(nnx.Param)`` is a ``Param``).
+Unpaired variables are ``left_only`` / ``right_only``, except RNG
 state that only one side has when the trees are not both NNX: Linen keeps no RNG state, so that is
 ``rng_only``.
 
