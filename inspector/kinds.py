@@ -42,6 +42,7 @@ def variable_type_of_collection(collection: str) -> type[nnx.Variable]:
     return type(collection, (nnx.Variable,), {"__module__": __name__})
 
 
+@functools.cache
 def canonical_kind(kind: str) -> str:
     """A comparable form of a kind name: registry-mapped, lower-case, optimizer family merged."""
     mapped = kind_of_collection(kind).lower()
