@@ -39,7 +39,10 @@ CASES = [
     ("linen_torch", "nnx_torch", {("fc1/kernel", "fc1/weight"): "transpose",
                                   ("fc2/kernel", "fc2/weight"): "transpose"}),
 ]
-IDS = ["flattened-heads", "fused-qkv", "gate-up-depth", "gate-up-transposed-depth", "torch-weight"]
+CASES.append(("linen_qkv", "nnx_split", {("qkv/kernel", "key/kernel"): "split axis 1 into 3, piece 1",
+                                         ("qkv/bias", "value/bias"): "split axis 0 into 3, piece 2"}))
+IDS = ["flattened-heads", "fused-qkv", "gate-up-depth", "gate-up-transposed-depth", "torch-weight",
+       "qkv-split"]
 
 
 @pytest.mark.parametrize("left, right, expected", CASES, ids=IDS)

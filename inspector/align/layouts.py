@@ -290,7 +290,10 @@ def _split_pieces(left: list[VariableRecord], right: list[VariableRecord], mappe
         groups = [[r for r in by_place.get((place, p), []) if id(r) not in used
                    and (leaf is None or norm(r.path[-1]) == leaf) and same_kind(r.kind_name, record.kind_name)]
                   for p in wanted]
-        choice = _split_choice(record, groups)
+        # Stacked pieces (Gemma's gating_einsum) come transposed too; a fused module's kernel only
+        # under a `weight` ↔ `kernel` name signal.
+        transposable = leaf is None or any(_weight_signal(record, r) for g in groups for r in g)
+        choice = _split_choice(record, groups, transposable)
         if choice is None:
             continue
         targets, transforms, info, evidence = choice
@@ -302,7 +305,7 @@ def _split_pieces(left: list[VariableRecord], right: list[VariableRecord], mappe
     return links, [r for r in left if id(r) not in used], [r for r in right if id(r) not in used]
 
 
-def _split_choice(record: VariableRecord, groups: list[list[VariableRecord]]):
+def _split_choice(record: VariableRecord, groups: list[list[VariableRecord]], transposable: bool):
     """One right variable per piece whose shape a split (+ reshape, + transpose) gives, or None."""
     n = len(groups)
     shape = record.shape
@@ -311,7 +314,8 @@ def _split_choice(record: VariableRecord, groups: list[list[VariableRecord]]):
         options = []
         for target in group:
             for t in _split_transforms(shape, n, index, target.shape):
-                options.append((target, t))
+                if transposable or t.op != "chain" or t.steps[-1].op != "transpose":
+                    options.append((target, t))
         straight = [o for o in options if o[1].op != "chain" or o[1].steps[-1].op != "transpose"]
         flipped = [o for o in options if o not in straight]
         if len({id(o[0]) for o in options}) != 1:

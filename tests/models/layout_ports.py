@@ -208,3 +208,33 @@ def linen_square():
 
 def nnx_square():
     return TorchMlp(nnx.Rngs(0), hidden=D)
+
+
+# -- the other way: a fused Linen qkv split into separate NNX projections ---------------------------
+class FusedLinen(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        b, t, _ = x.shape
+        q, k, v = (p.reshape(b, t, H, HD) for p in jnp.split(nn.Dense(3 * D, name="qkv")(x), 3, axis=-1))
+        return nn.Dense(D, name="out")(_attend(q, k, v).reshape(b, t, D))
+
+
+def linen_qkv():
+    return FusedLinen(), (X,), {}
+
+
+class SplitPort(nnx.Module):
+    def __init__(self, rngs):
+        self.query = nnx.Linear(D, D, rngs=rngs)
+        self.key = nnx.Linear(D, D, rngs=rngs)
+        self.value = nnx.Linear(D, D, rngs=rngs)
+        self.out = nnx.Linear(D, D, rngs=rngs)
+
+    def __call__(self, x):
+        b, t, _ = x.shape
+        q, k, v = (p(x).reshape(b, t, H, HD) for p in (self.query, self.key, self.value))
+        return self.out(_attend(q, k, v).reshape(b, t, D))
+
+
+def nnx_split():
+    return SplitPort(nnx.Rngs(0))
