@@ -17,6 +17,7 @@ from inspector.diff_report import diff_json, diff_markdown
 from inspector.diff_tree import STATUS_RANK, DiffTree, build_diff_tree, entries_below
 from inspector.diffing import DiffEntry, Status, describe_pair
 from inspector.errors import InspectorError
+from inspector.sharding import parse_axis_rules
 from loaders import LoadedSource
 from ui import charts, compare, diff_tree_view, pair_view, sources, tables
 from ui.compare import DiffResult
@@ -36,19 +37,32 @@ class DiffOptions:
     with_values: bool = False
     rtol: float = 1e-5
     atol: float = 1e-8
+    axis_rules_text: str = ""
 
 
 def options_ui(left: LoadedSource, right: LoadedSource) -> DiffOptions:
     with st.expander("Alignment rules", expanded=False):
-        st.caption('JSON: `{"rename": [["<regex>", "<replacement>"]], "pairs": {"<left path>": "<right path>"}}` — '
-                   "left paths without the Linen collection; a pair may name a module. Rules override the "
-                   "automatic alignment.")
+        st.caption('JSON: `{"rename": [["<regex>", "<replacement>"]], "pairs": {"<left path>": "<right path>"}, '
+                   '"transforms": [{"left": [...], "right": [...], "steps": [...]}], "dtype": {"<left path>": '
+                   '"bfloat16"}}` — left paths without the Linen collection; a pair may name a module. Rules '
+                   "override the automatic alignment.")
         rules_text = st.text_area("Rules", key="diff_rules", height=160,
                                   placeholder='{"pairs": {"Block_0": "block"}}')
+    with st.expander("Axis rules (sharding)", expanded=False):
+        st.caption('flax `logical_axis_rules` as JSON, e.g. `[["embed", "model"], ["vocab", null]]`: Linen logical '
+                   "names are mapped to mesh axes before shardings are compared (overrides a sample's own rules).")
+        axis_text = st.text_area("Axis rules", key="diff_axis_rules", height=100,
+                                 placeholder='[["embed", "model"], ["vocab", null]]')
     rules = None
     if rules_text.strip():
         try:
             rules = parse_rules(rules_text, origin="rules")
+        except InspectorError as err:
+            st.error(plain(str(err)))
+    axis_rules = None
+    if axis_text.strip():
+        try:
+            axis_rules = parse_axis_rules(axis_text, origin="axis rules")
         except InspectorError as err:
             st.error(plain(str(err)))
     with_values = st.toggle("Compare values", key="diff_values", disabled=left.abstract or right.abstract,
@@ -56,7 +70,7 @@ def options_ui(left: LoadedSource, right: LoadedSource) -> DiffOptions:
     tol_cols = st.columns(2)
     rtol = tol_cols[0].number_input("rtol", value=1e-5, format="%g", key="diff_rtol", disabled=not with_values)
     atol = tol_cols[1].number_input("atol", value=1e-8, format="%g", key="diff_atol", disabled=not with_values)
-    return DiffOptions(rules_text if rules else "", with_values, rtol, atol)
+    return DiffOptions(rules_text if rules else "", with_values, rtol, atol, axis_text if axis_rules else "")
 
 
 def render_verdict(result: DiffResult) -> None:
@@ -193,7 +207,7 @@ def downloads_section(result: DiffResult, left: LoadedSource, right: LoadedSourc
                                  diff_markdown(left.spec, right.spec, result.entries, result.notes, result.restore),
                                  file_name="diff.md", mime="text/markdown")
     found = [(e.left, e.right) for e in result.entries if e.left is not None and e.right is not None]
-    downloads[2].download_button("Rules file", json.dumps(rules_from_entries(found), indent=2),
+    downloads[2].download_button("Rules file", json.dumps(rules_from_entries(found, result.entries), indent=2),
                                  file_name="rules.json", mime="application/json",
                                  help="The alignment found, as rules: edit a line and paste it above.")
 
@@ -208,7 +222,8 @@ def main() -> None:
     options = options_ui(left, right)
     try:
         with st.spinner("Aligning…"):
-            result = compare.diff(left, right, options.rules_text, options.with_values, options.rtol, options.atol)
+            result = compare.diff(left, right, options.rules_text, options.with_values, options.rtol, options.atol,
+                                  options.axis_rules_text)
     except InspectorError as err:
         st.error(plain(str(err)))
         st.stop()

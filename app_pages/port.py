@@ -55,6 +55,8 @@ def port_results() -> None:
         st.error(plain(str(err)))
         return
     (st.success if report.ok else st.error)(verdict(report))
+    for line in report.settled:  # an ambiguous layout the run decided
+        st.info(plain(line))
     if report.refused:
         st.dataframe([r.to_json() for r in report.refused], hide_index=True, width="stretch")
     else:

@@ -131,6 +131,30 @@ def diff_rename(case: Case) -> Workload:
     return Workload(lambda: diff_trees(left, right, left_structure=ls, right_structure=rs), len(right))
 
 
+@workload("diff-transform")
+def diff_transform(case: Case) -> Workload:
+    """The renamed twin again, with every tenth variable of the NNX side stored in another layout
+    (a kernel's heads split out, ``(d, d)`` → ``(d, 4, d/4)``, a bias as ``(4, d/4)``), so one pair in
+    ten needs a layout transform. The reference is the plain renamed twin, in the same run.
+    """
+    import dataclasses as dc
+
+    from inspector.align.structure import structure_of
+    from inspector.diffing import diff_trees
+    from inspector.normalize import flatten_variables
+
+    linen, model = _linen_variables(case.size), _nnx_model(case.size)
+    left, right = [r for r, _ in flatten_variables(linen)], [r for r, _ in flatten_variables(model)]
+    ls, rs = structure_of(linen), structure_of(model)
+    if case.impl == "ours":
+        right = [dc.replace(r, shape=r.shape[:-1] + (4, r.shape[-1] // 4))
+                 if i % 10 == 0 and r.shape and r.shape[-1] % 4 == 0 and r.shape[-1] > 4 else r
+                 for i, r in enumerate(right)]
+    elif case.impl != "rename":
+        raise _unknown(case)
+    return Workload(lambda: diff_trees(left, right, left_structure=ls, right_structure=rs), len(right))
+
+
 @workload("diff-tree")
 def diff_tree(case: Case) -> Workload:
     """The Diff page's two module trees, built from the entries of the Linen-vs-NNX-twin diff.

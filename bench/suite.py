@@ -78,6 +78,10 @@ MEASURES: tuple[Measure, ...] = (
     Measure("diff-rename", "diff, Linen vs its NNX twin (every path renamed)", "diff-rename", None,
             "no library aligns renamed trees", growth=True,
             goal=Goal("< 1 s at 10,000 variables", max_seconds=1.0, at=10_000)),
+    Measure("diff-transform", "diff, Linen vs its NNX twin, 1 pair in 10 in another layout", "diff-transform",
+            "rename", "the same diff with no layout change (`diff-rename`), same run", growth=True,
+            context="the layout pass finds a reshape for every tenth pair; the rest is the renamed-twin diff",
+            goal=Goal("< 1 s at 10,000 variables", max_seconds=1.0, at=10_000)),
     Measure("diff-same", "diff, NNX vs NNX (same paths, one shape changed)", "diff-same", "orbax",
             "`ocp.tree.tree_difference` (structure only, no records)", growth=True,
             context="Orbax compares two nested dicts key by key; ours aligns records (names, classes, creation "
@@ -218,6 +222,7 @@ MIN_REPS = {"weights-safetensors": 21, "weights-msgpack": 21}
 FULL = Plan(
     name="full",
     sizes={"normalize-nnx": _STEPS, "normalize-linen": _STEPS, "diff-rename": _STEPS, "diff-same": _STEPS,
+           "diff-transform": _STEPS,
            "diff-tree": _STEPS,
            "filter": _STEPS, "split": _STEPS, "split-merge": _STEPS,
            "abstract": (50, 200, 1000), "llama": (1,),
@@ -226,6 +231,7 @@ FULL = Plan(
            "convert": (4096,), "values-diff": (4096,), "values-show": (4096,), "values-safetensors": (4096,),
            "treescope": _STEPS, "app": (1000,), "port-train": (100, 1_000)},
     impls={"normalize-nnx": ("ours", "flax"), "normalize-linen": ("ours", "jax"), "diff-rename": ("ours",),
+           "diff-transform": ("ours", "rename"),
            "diff-same": ("ours", "orbax"), "diff-tree": ("ours", "diff"), "filter": ("ours", "flax"),
            "split": ("ours", "flax"),
            "split-merge": ("ours", "flax"), "abstract": ("ours", "linen", "nnx"),

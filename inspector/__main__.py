@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--write-rules", metavar="FILE", help="write the alignment found as a rules file")
     diff.add_argument("--no-trace", action="store_true",
                       help="do not trace the forward pass (pair same-shape layers by creation order only)")
+    diff.add_argument("--axis-rules", metavar="FILE",
+                      help='JSON logical-axis rules ([["embed", "model"], ["vocab", null]]) mapping Linen logical '
+                           "names to mesh axes before shardings are compared")
     diff.set_defaults(func=cmd_diff)
 
     filt = commands.add_parser("filter", help="the variables an NNX filter expression selects",
@@ -252,7 +255,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     if args.values and args.abstract:
         raise InspectorError("--values compares arrays, and --abstract builds none: drop one of them")
+    from inspector.sharding import parse_axis_rules
+
     rules = parse_rules(_read_text(args.rules, "rules file"), origin=args.rules) if args.rules else None
+    axis_rules = (parse_axis_rules(_read_text(args.axis_rules, "axis rules file"), origin=args.axis_rules)
+                  if args.axis_rules else None)
     left = load_source(args.left, abstract=args.abstract)
     right = load_source(args.right, abstract=args.abstract)
     forced, notes = forced_pairs(rules, left.records, right.records) if rules else ([], [])
@@ -261,7 +268,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     entries = diff_trees(
         left.records, right.records, left_structure=lstruct, right_structure=rstruct,
         forced=forced, rng_one_sided=not (left.form == right.form == "nnx"),
-        sharding_one_sided=not (left.on_disk or right.on_disk), tolerance=tolerance)
+        sharding_one_sided=not (left.on_disk or right.on_disk), tolerance=tolerance, axis_rules=axis_rules,
+        casts=rules.dtype if rules else None)
     if args.values:
         from loaders.streaming import stream_diffs
 
@@ -275,7 +283,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     restore = restore_between(left, right, entries)
     if args.write_rules:
         found = [(e.left, e.right) for e in entries if e.left is not None and e.right is not None]
-        _write_text(args.write_rules, json.dumps(rules_from_entries(found), indent=2) + "\n", "rules file")
+        _write_text(args.write_rules, json.dumps(rules_from_entries(found, entries), indent=2) + "\n", "rules file")
     result = DiffResult(left.spec, right.spec, tuple(entries), restore, tuple(notes), tuple(trace_notes))
     if args.format == "json":
         _print_json(result.to_json())

@@ -52,10 +52,13 @@ def _detail(entry: DiffEntry) -> str:
         nans = v.nan_left + v.nan_right + v.inf_left + v.inf_right
         if nans:
             parts.append(f"NaN {v.nan_left}/{v.nan_right}, Inf {v.inf_left}/{v.inf_right}")
+    if entry.transform is not None:
+        joined = f" of {' + '.join(p.full_name for p in entry.left_parts)}" if entry.left_parts else ""
+        parts.insert(0, f"{entry.transform.text}{joined}: {format_shape(a.shape)} → {format_shape(b.shape)}")
     if not parts:
         only = a if a is not None else b
         parts.append(f"{kind_label(only)} {format_shape(only.shape)} {only.dtype}")
-    return "; ".join(parts + list(entry.notes) + list(entry.info))
+    return "; ".join(parts + list(entry.notes) + [f"info: {line}" for line in entry.info])
 
 
 def diff_table(left: str, right: str, entries: Sequence[DiffEntry], restore: RestoreCheck | None = None) -> str:
@@ -87,6 +90,11 @@ def diff_markdown(left: str, right: str, entries: Sequence[DiffEntry], notes: Se
     if wrong:
         lines += ["", "| status | left | right | detail |", "|---|---|---|---|"]
         lines += [f"| {e.status.value} | {_code(e.left)} | {_code(e.right)} | {_detail(e)} |" for e in wrong]
+    shown = [e for e in entries if not e.is_mismatch and (e.transform is not None or e.info)]
+    if shown:
+        lines += ["", "Layout transforms and observations (not mismatches):", "",
+                  "| status | left | right | detail |", "|---|---|---|---|"]
+        lines += [f"| {e.status.value} | {_code(e.left)} | {_code(e.right)} | {_detail(e)} |" for e in shown]
     if notes:
         lines += [""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"

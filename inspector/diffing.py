@@ -1,8 +1,11 @@
 """Diff two aligned trees: one entry per variable pair, each with exactly one status.
 
 Statuses, strongest first: ``type_mismatch``, ``shape_mismatch``, ``dtype_mismatch``,
-``sharding_mismatch``, ``value_mismatch`` (only when values are compared), then ``renamed`` (paired
-under another path) or ``match``. Unpaired variables are ``left_only`` / ``right_only``, except RNG
+``sharding_mismatch``, ``value_mismatch`` (only when values are compared), then ``transformed``
+(paired through a layout change, ``inspector.align.layouts``; the transform is recorded on the entry
+even when a mismatch wins), ``renamed`` (paired under another path) or ``match``. Kinds compare by
+``VariableRecord.kind_name`` (an ``ArrayParam(nnx.Param)`` is a ``Param``).
+Unpaired variables are ``left_only`` / ``right_only``, except RNG
 state that only one side has when the trees are not both NNX: Linen keeps no RNG state, so that is
 ``rng_only``.
 
@@ -31,10 +34,13 @@ from typing import Any
 import numpy as np
 
 from inspector.align import align
+from inspector.align.layouts import Link, link_layouts
 from inspector.align.structure import EMPTY, Structure
+from inspector.align.transforms import TransformError
 from inspector.kinds import BATCH_COUNT, same_kind
 from inspector.records import VariableRecord
-from inspector.sharding import annotation_problem, sharding_notes
+from inspector.sharding import Rules as AxisRules
+from inspector.sharding import annotation_problem, compare_sharding, sharding_names
 from inspector.value_diff import RunningDiff, ValueDiff
 
 
@@ -123,25 +129,71 @@ def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], 
                forced: Sequence[tuple[VariableRecord, VariableRecord]] = (),
                rng_one_sided: bool = True, sharding_one_sided: bool = True,
                values: tuple[ValueGetter, ValueGetter] | None = None,
-               tolerance: Tolerance = Tolerance()) -> list[DiffEntry]:
+               tolerance: Tolerance = Tolerance(), axis_rules: AxisRules | None = None,
+               casts: Mapping[str, str] | None = None) -> list[DiffEntry]:
     """Align two record lists and give every pair its status.
 
     ``rng_one_sided``: RNG state present on one side only is ``rng_only`` (Linen keeps none); pass
     False to compare two NNX trees, where missing RNG state is a real difference.
     ``sharding_one_sided``: annotations present on one side only are a finding; pass False when a
-    side cannot carry them (a checkpoint).
+    side cannot carry them (a checkpoint): then written PartitionSpecs are compared only on equal
+    multi-device meshes (``inspector.sharding.compare_sharding``).
+    ``casts``: a rules file's ``dtype`` (left path → the dtype the port casts it to).
+    ``axis_rules``: flax logical-axis rules mapping Linen logical names to mesh axes before names
+    are compared; without them, two trees that share no sharding name compare none (``info``).
     ``values``: two functions reading a record's array; when given, paired variables of equal
     shape are compared numerically.
     """
+    ruled = {(id(f.left), id(f.right)): f for f in forced if isinstance(f, Link)}
+    plain = [(f.left, f.right) if isinstance(f, Link) else tuple(f) for f in forced]
     pairs = align(left, right, left_structure=left_structure, right_structure=right_structure,
-                  forced=forced)
-    entries = [_entry(a, b, rng_one_sided, values, tolerance, sharding_one_sided) for a, b in pairs]
+                  forced=plain, taken=[p for f in ruled.values() for p in f.left_parts])
+    lnames, rnames = sharding_names(left), sharding_names(right)
+    sharding = dict(one_sided=sharding_one_sided, axis_rules=axis_rules,
+                    names_comparable=not (lnames and rnames and lnames.isdisjoint(rnames)))
+    links = [ruled.get((id(link.left), id(link.right)), link) for link in link_layouts(pairs)]
+    if casts:
+        links = [_with_cast(link, casts) for link in links]
+    entries = [_entry(link, rng_one_sided, values, tolerance, sharding) for link in links]
     if left_structure.flow is not None or right_structure.flow is not None:
-        from inspector.align.dataflow import with_evidence
-
-        entries = [with_evidence(e, left_structure.flow, right_structure.flow) for e in entries]
+        entries = [_with_dataflow(e, left_structure.flow, right_structure.flow) for e in entries]
     entries.sort(key=DiffEntry.sort_key)
     return entries
+
+
+def _with_dataflow(entry: DiffEntry, left: Any, right: Any) -> DiffEntry:
+    """The forward pass's evidence on a pair (``inspector.align.dataflow``).
+
+    A rule's evidence (a cast, a rule's pairing) stands. A layout the alignment left ambiguous
+    (a square kernel, ``weight`` or not) is settled only when the contraction axes prove a
+    transpose; otherwise it keeps its ambiguity for the port check to settle.
+    """
+    from inspector.align.dataflow import with_evidence
+    from inspector.align.layouts import Ambiguity
+    from inspector.align.rules import RuleEvidence
+
+    if isinstance(entry.evidence, RuleEvidence):
+        return entry
+    if isinstance(entry.evidence, Ambiguity):
+        proven = with_evidence(dataclasses.replace(entry, evidence=None), left, right)
+        if proven.transform is None:
+            return entry
+        kept = tuple(line for line in entry.info if not line.startswith("ambiguous"))
+        return dataclasses.replace(proven, info=kept + tuple(line for line in proven.info if line not in entry.info))
+    return with_evidence(entry, left, right)
+
+
+def _with_cast(link: Link, casts: Mapping[str, str]) -> Link:
+    """A rules file's ``dtype``: the dtype the port casts a left variable to (not a mismatch then)."""
+    from inspector.align.rules import RuleEvidence
+
+    if link.left is None or link.right is None or getattr(link.evidence, "dtype", None):
+        return link
+    cast = casts.get(link.left.full_name) or casts.get(link.left.name)
+    if cast is None:
+        return link
+    rule = link.evidence.rule if isinstance(link.evidence, RuleEvidence) else "dtype"
+    return dataclasses.replace(link, evidence=RuleEvidence(rule, cast))
 
 
 def summarize(entries: Sequence[DiffEntry]) -> dict[str, int]:
@@ -153,9 +205,9 @@ def summarize(entries: Sequence[DiffEntry]) -> dict[str, int]:
     return summary
 
 
-def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bool,
-           values: tuple[ValueGetter, ValueGetter] | None, tolerance: Tolerance,
-           sharding_one_sided: bool = True) -> DiffEntry:
+def _entry(link: Link, rng_one_sided: bool, values: tuple[ValueGetter, ValueGetter] | None, tolerance: Tolerance,
+           sharding: dict | None = None) -> DiffEntry:
+    a, b, transform = link.left, link.right, link.transform
     if a is None or b is None:
         only = a if a is not None else b
         if rng_one_sided and only.is_rng:
@@ -167,26 +219,54 @@ def _entry(a: VariableRecord | None, b: VariableRecord | None, rng_one_sided: bo
         return DiffEntry(Status.LEFT_ONLY if b is None else Status.RIGHT_ONLY, a, b,
                          notes=(f"{'left' if b is None else 'right'}: {problem}",) if problem else ())
     differences = []
-    if not same_kind(a.type, b.type):
+    if not same_kind(a.kind_name, b.kind_name):
         differences.append("type")
     keys_equal = same_key_data(a, b)
-    if a.shape != b.shape and not keys_equal:
+    parts = link.left_parts or (a,)
+    shape = a.shape
+    if transform is not None:
+        try:
+            shape = transform.output_shape([p.shape for p in parts])
+        except TransformError:
+            shape = None
+    if shape != b.shape and not keys_equal:
         differences.append("shape")
-    if a.dtype != b.dtype and not keys_equal:
+    cast = getattr(link.evidence, "dtype", None)
+    if a.dtype != b.dtype and not keys_equal and cast != b.dtype:
         differences.append("dtype")
-    notes = sharding_notes(a, b, one_sided=sharding_one_sided)
+    notes, info = compare_sharding(a, b, **(sharding or {})) if transform is None else ((), ())
     if notes:
         differences.append("sharding")
+    if transform is not None and (a.sharding or b.sharding):
+        info += ("sharding not compared: the layout changes",)
+    info = link.info + info
+    if cast and a.dtype != b.dtype:
+        info += (f"cast {a.dtype} → {cast} by rule",)
     value_diff = None
-    if values is not None and (a.shape == b.shape or keys_equal):
-        value_diff = compare_values(values[0](a), values[1](b), tolerance)
+    if values is not None and (shape == b.shape or keys_equal):
+        left_value = (transform.apply(*(values[0](p) for p in parts)) if transform is not None
+                      else values[0](a))
+        value_diff = compare_values(left_value, values[1](b), tolerance)
         if value_diff is not None and not value_diff.allclose:
             differences.append("value")
+    extra = dict(transform=transform, left_parts=link.left_parts, info=info, evidence=link.evidence)
     for field, status in _FIELD_STATUS:
         if field in differences:
-            return DiffEntry(status, a, b, tuple(differences), value_diff, notes)
-    status = Status.MATCH if a.path == b.path else Status.RENAMED
-    return DiffEntry(status, a, b, (), value_diff)
+            return DiffEntry(status, a, b, tuple(differences), value_diff, notes, **extra)
+    if transform is not None:
+        status = Status.TRANSFORMED
+    else:
+        status = Status.MATCH if same_path(a.path, b.path) else Status.RENAMED
+    return DiffEntry(status, a, b, (), value_diff, **extra)
+
+
+def same_path(a: tuple, b: tuple) -> bool:
+    """Paths equal as written: an Orbax checkpoint's list index ``'0'`` is a live tree's ``0``.
+
+    >>> same_path(("layers", "0", "kernel"), ("layers", 0, "kernel"))
+    True
+    """
+    return a == b or (len(a) == len(b) and all(str(x) == str(y) for x, y in zip(a, b)))
 
 
 _KEY_WORDS = {"key<fry>": 2, "key<rbg>": 4, "key<unsafe_rbg>": 4}
@@ -210,9 +290,11 @@ def compare_values(a: Any, b: Any, tolerance: Tolerance = Tolerance()) -> ValueD
 
 
 def comparable(entry: DiffEntry) -> bool:
-    """Whether ``diff --values`` compares this pair: both sides, the same shape (or a key and its data)."""
+    """Whether ``diff --values`` compares this pair slice by slice: both sides, no layout change, the
+    same shape (or a key and its data). A transformed pair is compared whole, after its transform."""
     a, b = entry.left, entry.right
-    return a is not None and b is not None and (a.shape == b.shape or same_key_data(a, b))
+    return (a is not None and b is not None and entry.transform is None
+            and (a.shape == b.shape or same_key_data(a, b)))
 
 
 def with_value_diffs(entries: Sequence[DiffEntry], diffs: Mapping[int, ValueDiff | None]) -> list[DiffEntry]:
@@ -259,4 +341,4 @@ def describe_pair(entry: DiffEntry) -> str:
 
 
 __all__ = ["DiffEntry", "Status", "Tolerance", "ValueDiff", "comparable", "compare_values", "describe_pair",
-           "diff_trees", "same_key_data", "summarize", "with_value_diffs"]
+           "diff_trees", "same_key_data", "same_path", "summarize", "with_value_diffs"]

@@ -42,6 +42,7 @@ def variable_type_of_collection(collection: str) -> type[nnx.Variable]:
     return type(collection, (nnx.Variable,), {"__module__": __name__})
 
 
+@functools.cache
 def canonical_kind(kind: str) -> str:
     """A comparable form of a kind name: registry-mapped, lower-case, optimizer family merged."""
     mapped = kind_of_collection(kind).lower()
@@ -53,6 +54,33 @@ def same_kind(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return True
     return canonical_kind(a) == canonical_kind(b)
+
+
+@functools.cache
+def registered_base(cls: type) -> str | None:
+    """The nearest flax-registered ancestor of a Variable class, when the class itself is not
+    registered (``nnx.LoRAParam`` → ``Param``); None for a registered class or one without such an
+    ancestor (a direct ``nnx.Variable`` subclass is its own kind).
+
+    >>> registered_base(nnx.LoRAParam), registered_base(nnx.Param), registered_base(nnx.OptArray)
+    ('Param', None, None)
+    """
+    if _is_registered(cls):
+        return None
+    for ancestor in cls.__mro__[1:]:
+        if ancestor is nnx.Variable or not isinstance(ancestor, type) or not issubclass(ancestor, nnx.Variable):
+            break
+        if _is_registered(ancestor):
+            return ancestor.__name__
+    return None
+
+
+def _is_registered(cls: type) -> bool:
+    try:
+        nnx.variable_name_from_type(cls)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
 
 
 def _registered_type(name: str) -> type[nnx.Variable] | None:

@@ -26,7 +26,7 @@ from flax.core import meta
 from flax.training import train_state
 
 from inspector.errors import SourceError
-from inspector.kinds import kind_of_collection
+from inspector.kinds import kind_of_collection, registered_base
 from inspector.records import Path, VariableRecord
 from inspector.sharding import sharding_of
 
@@ -65,7 +65,8 @@ def is_linen_variables(tree: Mapping) -> bool:
 
 
 def describe(path: Path, value: Any, *, kind: str | None, collection: str | None = None,
-             names: tuple | None = None, metadata: tuple[tuple[str, str], ...] = ()) -> VariableRecord:
+             names: tuple | None = None, metadata: tuple[tuple[str, str], ...] = (),
+             base: str | None = None) -> VariableRecord:
     """The record of one array-like leaf (array, typed key, ShapeDtypeStruct or scalar).
 
     Anything else (a string, an object) is not a variable: ``SourceError`` names its path.
@@ -80,7 +81,7 @@ def describe(path: Path, value: Any, *, kind: str | None, collection: str | None
     return VariableRecord(
         path=path, type=kind, collection=collection, shape=shape, dtype=str(dtype), size=size,
         nbytes=size * dtype.itemsize, sharding=sharding_of(value, shape, dtype, names),
-        metadata=metadata)
+        metadata=metadata, base=base)
 
 
 def leaf_path(keys: tuple) -> Path:
@@ -118,20 +119,21 @@ def _add_variable(path: Path, var: nnx.Variable, leaves: list[Leaf], *, collecti
     extra = tuple((k, v if isinstance(v, str) else repr(v))
                   for k, v in sorted(metadata.items()) if k not in _INTERNAL_METADATA)
     _add_value(path, var.get_value(), leaves, kind=kind or type(var).__name__, collection=collection,
-               names=tuple(names) if names else None, metadata=extra)
+               names=tuple(names) if names else None, metadata=extra,
+               base=None if kind else registered_base(type(var)))
 
 
 def _add_value(path: Path, value: Any, leaves: list[Leaf], *, kind: str | None,
                collection: str | None, names: tuple | None = None,
-               metadata: tuple[tuple[str, str], ...] = ()) -> None:
+               metadata: tuple[tuple[str, str], ...] = (), base: str | None = None) -> None:
     """One leaf value; tuples and other containers (intermediates) give one record per element."""
     if _is_array_like(value):
         leaves.append((describe(path, value, kind=kind, collection=collection, names=names,
-                                metadata=metadata), value))
+                                metadata=metadata, base=base), value))
         return
     for keys, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
         leaves.append((describe(path + leaf_path(keys), leaf, kind=kind, collection=collection,
-                                names=names, metadata=metadata), leaf))
+                                names=names, metadata=metadata, base=base), leaf))
 
 
 def _short(value: Any) -> str:

@@ -14,6 +14,8 @@ inputs with the same weights does. Steps:
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +24,7 @@ import jax
 from flax import nnx
 
 from inspector.align.dataflow import evidence_of
+from inspector.align.layouts import Ambiguity
 from inspector.align.structure import Structure, structure_of
 from inspector.diffing import DiffEntry, Status, Tolerance, compare_values, diff_trees
 from inspector.errors import PortError
@@ -29,6 +32,8 @@ from inspector.example import Inputs, LinenExample, NnxExample
 from inspector.normalize import flatten_variables
 from inspector.records import VariableRecord, format_path
 
+# Ambiguous layouts the port check settles by running every combination (2 choices each: 16 runs at most).
+_MAX_AMBIGUOUS = 4
 # Activations and optimizer state are not weights: a port neither needs nor moves them.
 _NOT_WEIGHTS = frozenset({"Intermediate", "Perturbation", "OptState", "intermediates", "perturbations"})
 
@@ -71,6 +76,8 @@ class PortReport:
     outputs: tuple[OutputDiff, ...]
     tolerance: Tolerance
     entries: tuple[DiffEntry, ...] = ()
+    # Ambiguous layouts the run settled: the only choice that gives equal outputs, one line each.
+    settled: tuple[str, ...] = ()
     # When outputs differ: the pairs with the weakest evidence (names, dataflow), weakest first.
     suspects: tuple[DiffEntry, ...] = ()
     notes: tuple[str, ...] = ()
@@ -83,6 +90,7 @@ class PortReport:
         return {"match": self.ok, "converted": self.converted, "refused": [r.to_json() for r in self.refused],
                 "outputs": [o.to_json() for o in self.outputs],
                 "atol": self.tolerance.atol, "rtol": self.tolerance.rtol,
+                **({"settled": list(self.settled)} if self.settled else {}),
                 **({"suspects": [_suspect_json(e) for e in self.suspects]} if self.suspects else {}),
                 **({"notes": list(self.notes)} if self.notes else {})}
 
@@ -98,16 +106,17 @@ MAX_SUSPECTS = 5
 def suspects(entries: Sequence[DiffEntry]) -> tuple[DiffEntry, ...]:
     """Up to five moved pairs with the weakest evidence: where a wrong pairing most likely hides.
 
-    Only pairs that had a same-shape alternative can be swapped, so those come first.
+    Only pairs that had a same-shape alternative can be swapped, so those come first. A pair a
+    rule decided or the alignment called ambiguous counts as having no forward-pass evidence.
     """
     moved = [e for e in entries if e.left is not None and e.right is not None and not e.right.is_rng]
     shapes: dict[tuple, int] = {}
     for e in moved:
         shapes[(e.right.type, e.right.shape)] = shapes.get((e.right.type, e.right.shape), 0) + 1
+
     def weakness(item: tuple[int, DiffEntry]) -> tuple:
         i, e = item
-        strength = e.evidence.strength if e.evidence is not None else 0
-        return (shapes[(e.right.type, e.right.shape)] == 1, strength, i)
+        return (shapes[(e.right.type, e.right.shape)] == 1, getattr(e.evidence, "strength", 0), i)
     weakest = [e for _, e in sorted(enumerate(moved), key=weakness)[:MAX_SUSPECTS]]
     return tuple(e if e.evidence is not None
                  else dataclasses.replace(e, evidence=evidence_of(e.left, e.right, None, None)) for e in weakest)
@@ -121,20 +130,43 @@ def weight_records(obj: Any) -> list[tuple[VariableRecord, Any]]:
 def plan(entries: Sequence[DiffEntry]) -> tuple[list[tuple[VariableRecord, VariableRecord]], list[Refusal]]:
     """Which Linen variable fills which NNX variable, and what makes that impossible."""
     moves, refused = [], []
+    left_only = [e.left for e in entries if e.status is Status.LEFT_ONLY]
+    right_only = [e.right for e in entries if e.status is Status.RIGHT_ONLY]
     for e in entries:
-        if e.status in (Status.MATCH, Status.RENAMED, Status.SHARDING):
-            moves.append((e.left, e.right))  # a layout difference does not change the values
-        elif e.status is Status.TRANSFORMED and e.transform is not None and not e.left_parts:
-            moves.append((e.left, e.right))  # check_port applies the transform when reading
+        if e.status in (Status.MATCH, Status.RENAMED, Status.SHARDING, Status.TRANSFORMED):
+            moves.append((e.left, e.right))  # a sharding difference does not change the values
         elif e.status is Status.RNG_ONLY:
             continue  # NNX keeps its own RNG state
         elif e.status is Status.LEFT_ONLY:
-            refused.append(Refusal(e.status.value, e.left, None, "the NNX model has no variable for it"))
+            refused.append(Refusal(e.status.value, e.left, None,
+                                   "the NNX model has no variable for it" + nearest(e.left, right_only)))
         elif e.status is Status.RIGHT_ONLY:
-            refused.append(Refusal(e.status.value, None, e.right, "no Linen variable gives it a value"))
+            refused.append(Refusal(e.status.value, None, e.right,
+                                   "no Linen variable gives it a value" + nearest(e.right, left_only)))
         else:
             refused.append(Refusal(e.status.value, e.left, e.right, _why(e)))
     return moves, refused
+
+
+def nearest(record: VariableRecord, others: Sequence[VariableRecord]) -> str:
+    """``; nearest candidate: `mlp/linear` (32, 16), the only (32, 16) Param in `mlp`; pair it with a rule``.
+
+    Candidates hold as many elements; the same shape first, then names that look alike.
+    """
+    same_size = [r for r in others if r.size == record.size and r.kind == record.kind]
+    if not same_size:
+        return ""
+    same_shape = [r for r in same_size if r.shape == record.shape]
+    pool = same_shape or same_size
+    best = max(pool, key=lambda r: difflib.SequenceMatcher(None, r.name, record.name).ratio())
+    module = "/".join(str(k) for k in best.path[:-1]) or "the root"
+    if len(same_shape) == 1:
+        why = f"the only {best.shape} {best.kind} left unpaired (in `{module}`)"
+    elif same_shape:
+        why = f"one of {len(same_shape)} unpaired {best.shape} {best.kind}s; its name is the closest"
+    else:
+        why = f"as many elements ({best.size}) in another layout"
+    return f"; nearest candidate: `{best.full_name}` {best.shape}, {why}; pair it with a rule"
 
 
 def _why(entry: DiffEntry) -> str:
@@ -145,13 +177,35 @@ def _why(entry: DiffEntry) -> str:
 
 
 def convert(model: nnx.Module, moves: Sequence[tuple[VariableRecord, VariableRecord]],
-            read: Callable[[VariableRecord], Any]) -> nnx.State:
-    """The NNX model's state with every moved variable's value taken from Linen."""
+            read: Callable[[VariableRecord], Any], layouts: Mapping[Any, DiffEntry] | None = None,
+            override: Mapping[int, Any] | None = None) -> nnx.State:
+    """The NNX model's state with every moved variable's value taken from Linen.
+
+    ``layouts`` maps a right path to its entry when the entry carries a transform (or its left parts);
+    ``override`` replaces the transform of some entries (by ``id``) with another choice (None: as is).
+    """
     by_path = {right.path: left for left, right in moves}
+    layouts = layouts or {}
+    override = override or {}
     flat = []
     for path, var in nnx.to_flat_state(nnx.state(model)):
         left = by_path.get(tuple(path))
-        flat.append((path, var if left is None else var.copy(jax.numpy.asarray(read(left)))))
+        if left is None:
+            flat.append((path, var))
+            continue
+        entry = layouts.get(tuple(path))
+        transform = entry.transform if entry is not None else None
+        if entry is not None and id(entry) in override:
+            transform = override[id(entry)]
+        if transform is not None:
+            parts = entry.left_parts or (entry.left,)
+            value = transform.apply(*(jax.numpy.asarray(read(p)) for p in parts))
+        else:
+            value = jax.numpy.asarray(read(left))
+        cast = getattr(entry.evidence, "dtype", None) if entry is not None else None
+        if cast:
+            value = value.astype(cast)
+        flat.append((path, var.copy(value)))
     return nnx.from_flat_state(flat)
 
 
@@ -199,8 +253,8 @@ def compare_outputs(a: Any, b: Any, tolerance: Tolerance) -> list[OutputDiff]:
 def check_port(linen: LinenExample, variables: Mapping[str, Any], model: nnx.Module,
                nnx_example: NnxExample | None, *, forced_pairs: Callable[[list, list], list] | None = None,
                tolerance: Tolerance = Tolerance(1e-5, 1e-5), rngs: Mapping[str, Any] | None = None,
-               left_structure: Structure | None = None, right_structure: Structure | None = None,
-               ) -> tuple[PortReport, nnx.State | None]:
+               casts: Mapping[str, str] | None = None, left_structure: Structure | None = None,
+               right_structure: Structure | None = None) -> tuple[PortReport, nnx.State | None]:
     """Align, convert, run both and compare. Returns the report and the converted state (None if refused).
 
     ``left_structure``/``right_structure``: creation order (default) or the forward pass's order.
@@ -211,21 +265,38 @@ def check_port(linen: LinenExample, variables: Mapping[str, Any], model: nnx.Mod
     values = {r.key: v for r, v in left}
     entries = diff_trees(lrec, rrec, left_structure=left_structure or structure_of(variables),
                          right_structure=right_structure or structure_of(model),
-                         forced=forced_pairs(lrec, rrec) if forced_pairs else ())
-    transforms = {e.left.key: e.transform for e in entries
-                  if e.status is Status.TRANSFORMED and e.transform is not None and not e.left_parts}
+                         forced=forced_pairs(lrec, rrec) if forced_pairs else (), casts=casts)
     moves, refused = plan(entries)
     if refused:
         return PortReport(len(moves), tuple(refused), (), tolerance, tuple(entries)), None
-    model = nnx.clone(model)  # the caller's model (perhaps cached by the app) stays as it was
-    def read(record: VariableRecord) -> Any:
-        transform = transforms.get(record.key)
-        return values[record.key] if transform is None else transform.apply(values[record.key])
-
-    state = convert(model, moves, read)
-    nnx.update(model, state)
+    layouts = {e.right.path: e for e in entries if e.right is not None and (e.transform is not None or e.left_parts
+                                                                          or e.evidence is not None)}
     expected = run_linen(linen, variables, rngs)
-    got = run_nnx(nnx_example, model, Inputs(linen.infer.args))
-    outputs = compare_outputs(expected, got, tolerance)
+    ambiguous = [e for e in entries if isinstance(e.evidence, Ambiguity) and e.right is not None]
+    choices: list[dict] = [{}]
+    if len(ambiguous) <= _MAX_AMBIGUOUS:
+        choices = [dict(zip((id(e) for e in ambiguous), combo))
+                   for combo in itertools.product(*(e.evidence.choices for e in ambiguous))]
+    results = []
+    for override in choices:
+        trial = nnx.clone(model)  # the caller's model (perhaps cached by the app) stays as it was
+        state = convert(trial, moves, lambda record: values[record.key], layouts, override)
+        nnx.update(trial, state)
+        got = run_nnx(nnx_example, trial, Inputs(linen.infer.args))
+        outputs = compare_outputs(expected, got, tolerance)
+        results.append((override, state, outputs))
+    good = [r for r in results if all(o.allclose for o in r[2])]
+    override, state, outputs = good[0] if good else results[0]
+    settled: tuple[str, ...] = ()
+    if ambiguous and len(choices) > 1 and len(good) == 1:
+        settled = tuple(f"{e.left.full_name} → {e.right.full_name}: "
+                        f"{override[id(e)].text if override[id(e)] is not None else 'as it is'} "
+                        f"(of {len(e.evidence.choices)} plausible layouts, the only one giving equal outputs)"
+                        for e in ambiguous)
+    elif len(ambiguous) > _MAX_AMBIGUOUS:
+        settled = (f"not settled: {len(ambiguous)} ambiguous layouts (more than {_MAX_AMBIGUOUS} are not tried in "
+                   "every combination); each was moved as it is — pair them with rules",)
+    elif ambiguous and len(good) > 1:
+        settled = (f"not settled: {len(good)} of {len(choices)} layout choices give equal outputs on these inputs",)
     weak = suspects(entries) if not all(o.allclose for o in outputs) else ()
-    return PortReport(len(moves), (), tuple(outputs), tolerance, tuple(entries), weak), state
+    return PortReport(len(moves), (), tuple(outputs), tolerance, tuple(entries), settled, weak), state

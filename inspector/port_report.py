@@ -77,6 +77,8 @@ def port_table(linen: str, target: str, report: PortReport, out: str | None,
         if not any(o.note for o in report.outputs):
             headers, rows = headers[:-1], [row[:-1] for row in rows]
         lines.append(format_table(headers, rows, right={2, 3}))
+    if report.settled:
+        lines += ["", "ambiguous layouts settled by running both models:"] + [f"  {line}" for line in report.settled]
     if report.suspects:
         lines += ["", "suspects (the pairs with the weakest evidence; a swap or transpose hides here first):"]
         lines += [f"  {e.left.full_name} → {e.right.full_name}  ({_evidence_text(e.evidence)})"

@@ -104,6 +104,9 @@ class VariableRecord:
     sharding: Sharding | None = None
     metadata: tuple[tuple[str, str], ...] = ()
     stats: Stats | None = None
+    # The nearest flax-registered ancestor of ``type`` when ``type`` is a user subclass
+    # (``ArrayParam(nnx.Param)`` → ``Param``); None when ``type`` is itself the kind.
+    base: str | None = None
 
     @property
     def key(self) -> tuple[str, Path]:
@@ -122,8 +125,25 @@ class VariableRecord:
 
     @property
     def kind(self) -> str:
-        """The kind for display and totals: the type name, or ``unknown`` when not recorded."""
-        return self.type if self.type is not None else UNKNOWN_KIND
+        """The kind for comparisons and totals: the registered ancestor (``Param`` for an
+        ``ArrayParam``), else the type name, or ``unknown`` when not recorded."""
+        return self.base or (self.type if self.type is not None else UNKNOWN_KIND)
+
+    @property
+    def kind_name(self) -> str | None:
+        """The kind, or None when not recorded (an unknown kind matches any)."""
+        return self.base or self.type
+
+    @property
+    def type_label(self) -> str:
+        """How tables show the class: ``ArrayParam (a Param)``, ``Param``, ``unknown``.
+
+        >>> VariableRecord(("w",), "ArrayParam", (2,), "float32", 2, 8, base="Param").type_label
+        'ArrayParam (a Param)'
+        """
+        if self.base and self.base != self.type:
+            return f"{self.type} (a {self.base})"
+        return self.kind
 
     @property
     def is_rng(self) -> bool:
@@ -138,6 +158,7 @@ class VariableRecord:
         out: dict[str, Any] = {
             "path": self.name,
             "type": self.type,
+            "kind": self.kind_name,
             "collection": self.collection,
             "shape": list(self.shape),
             "dtype": self.dtype,

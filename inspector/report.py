@@ -32,7 +32,7 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, right
 
 
 def kind_label(record: VariableRecord) -> str:
-    return record.type if record.type is not None else KIND_UNKNOWN_LABEL
+    return record.type_label if record.type is not None else KIND_UNKNOWN_LABEL
 
 
 def format_shape(shape: Sequence[int]) -> str:

@@ -255,18 +255,68 @@ def annotation_problem(record: VariableRecord) -> str | None:
 def sharding_notes(left: VariableRecord, right: VariableRecord, *, one_sided: bool = True) -> tuple[str, ...]:
     """What differs in how two paired variables are annotated and laid out (empty: nothing).
 
-    Compared: logical names when both sides have them, PartitionSpecs when both have one; names
-    that do not cover the rank on either side; and, with ``one_sided``, annotations that only one
-    side has (a port that dropped them). Pass ``one_sided=False`` when one side cannot carry
-    annotations (a checkpoint keeps no logical names, and a spec only if it was written sharded).
+    The mismatch half of ``compare_sharding`` with its defaults (see there).
+    """
+    return compare_sharding(left, right, one_sided=one_sided)[0]
+
+
+def compare_sharding(left: VariableRecord, right: VariableRecord, *, one_sided: bool = True,
+                     axis_rules: Rules | None = None, names_comparable: bool = True
+                     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(notes, info)``: what mismatches in two paired variables' sharding, and what differs
+    without being a mismatch.
+
+    - Logical names are compared when both sides have them. With ``axis_rules`` (flax's
+      ``logical_axis_rules``), a Linen side's names (a record with a collection) are first mapped to
+      mesh axes as ``nn.logical_to_mesh_axes`` does, and mesh axes are compared. Without rules, when
+      ``names_comparable`` is False (the two trees share no sharding name at all: logical names on
+      one side, mesh axes on the other) a difference is only ``info``.
+    - PartitionSpecs are compared when both sides have one. With ``one_sided=False`` (a checkpoint
+      on a side: Orbax restores into whatever sharding the reader asks for), written layouts are
+      compared only on equal meshes of more than one device, and then by shard shape; any other
+      difference is ``info``.
+    - Names that do not cover the array's rank are a mismatch on either side; with ``one_sided``,
+      annotations that only one side has (a port that dropped them) are too.
+
+    >>> from inspector.records import VariableRecord as V
+    >>> l = V(("w",), "Param", (8, 4), "float32", 32, 128, "params", Sharding(names=("vocab", "embed")))
+    >>> r = V(("w",), "Param", (8, 4), "float32", 32, 128, sharding=Sharding(names=(None, "model")))
+    >>> compare_sharding(l, r, axis_rules=(("vocab", None), ("embed", "model")))
+    ((), ())
+    >>> compare_sharding(l, r, names_comparable=False)[1][0][:65]
+    "sharding names ('vocab', 'embed') vs (None, 'model') not compared"
     """
     a, b = left.sharding or Sharding(), right.sharding or Sharding()
-    notes = []
-    if a.names and b.names and tuple(a.names) != tuple(b.names):
-        notes.append(f"logical names {tuple(a.names)!r} ≠ {tuple(b.names)!r}")
+    notes: list[str] = []
+    info: list[str] = []
+    if a.names and b.names:
+        if axis_rules is not None:
+            ma, mb = mesh_axes(left, axis_rules), mesh_axes(right, axis_rules)
+            if normalize_spec(ma) != normalize_spec(mb):
+                notes.append(f"mesh axes {format_spec(ma)} ≠ {format_spec(mb)} under the axis rules "
+                             f"(names {tuple(a.names)!r}, {tuple(b.names)!r})")
+        elif tuple(a.names) != tuple(b.names):
+            if names_comparable:
+                notes.append(f"logical names {tuple(a.names)!r} ≠ {tuple(b.names)!r}")
+            else:
+                info.append(f"sharding names {tuple(a.names)!r} vs {tuple(b.names)!r} not compared: the trees "
+                            "share no sharding name (logical names vs mesh axes?); pass axis rules to compare them")
     spec_a, spec_b = normalize_spec(a.spec), normalize_spec(b.spec)
-    if spec_a is not None and spec_b is not None and spec_a != spec_b:
-        notes.append(f"PartitionSpec {format_spec(spec_a)} ≠ {format_spec(spec_b)}")
+    # Given axis rules override a model's own: layouts planned from its rules are not compared.
+    replanned = axis_rules is not None and (a.planned or b.planned)
+    if spec_a is not None and spec_b is not None and spec_a != spec_b and not replanned:
+        text = f"PartitionSpec {format_spec(spec_a)} ≠ {format_spec(spec_b)}"
+        if one_sided:
+            notes.append(text)
+        elif a.mesh and a.mesh == b.mesh and math.prod(n for _, n in a.mesh) > 1:
+            if a.shard_shape != b.shard_shape:
+                notes.append(f"{text} on {format_mesh(a.mesh)}: shards {a.shard_shape} ≠ {b.shard_shape}")
+            else:
+                info.append(f"written {text} on {format_mesh(a.mesh)}, with equal shards {a.shard_shape}")
+        else:
+            meshes = " vs ".join(dict.fromkeys(format_mesh(m) if m else "no mesh" for m in (a.mesh, b.mesh)))
+            info.append(f"written {text} ({meshes}): not compared, a checkpoint restores into any sharding "
+                        "the reader asks for")
     for side, record in (("left", left), ("right", right)):
         problem = annotation_problem(record)
         if problem:
@@ -277,7 +327,53 @@ def sharding_notes(left: VariableRecord, right: VariableRecord, *, one_sided: bo
             s = a if has_a else b
             what = repr(tuple(s.names)) if s.names else format_spec(spec_a if has_a else spec_b)
             notes.append(f"annotated on the {'left' if has_a else 'right'} only: {what}")
-    return tuple(notes)
+    return tuple(notes), tuple(info)
+
+
+def mesh_axes(record: VariableRecord, rules: Rules) -> tuple:
+    """The mesh axes of a record's sharding names: a Linen record's logical names mapped by the rules
+    (unmapped names are replicated, as ``nn.logical_to_mesh_axes``); NNX names already are mesh axes."""
+    names = record.sharding.names if record.sharding else None
+    if not names:
+        return ()
+    if record.collection is None:
+        return tuple(names)
+    return spec_from_names(names, rules, ())
+
+
+def sharding_names(records: Iterable[VariableRecord]) -> set[str]:
+    """Every sharding name a tree uses (logical names and NNX mesh axes)."""
+    return {n for r in records if r.sharding and r.sharding.names for n in r.sharding.names if isinstance(n, str)}
+
+
+def parse_axis_rules(text: str, *, origin: str = "axis rules") -> Rules:
+    """flax's ``logical_axis_rules`` as JSON: ``[["embed", "model"], ["vocab", null]]``; a mesh axis may
+    also be a list of axes (``["batch", ["data", "fsdp"]]``).
+
+    >>> parse_axis_rules('[["embed", "model"], ["vocab", null], ["batch", ["data", "fsdp"]]]')
+    (('embed', 'model'), ('vocab', None), ('batch', ('data', 'fsdp')))
+    """
+    import json
+
+    from inspector.errors import InspectorError
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InspectorError(f"{origin}: not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    if not isinstance(data, list):
+        raise InspectorError(f"{origin}: expected a list of [logical_name, mesh_axis] pairs like "
+                             f'[["embed", "model"], ["vocab", null]], got {type(data).__name__}')
+    rules = []
+    for i, item in enumerate(data):
+        ok = isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) and (
+            item[1] is None or isinstance(item[1], str)
+            or isinstance(item[1], list) and all(isinstance(x, str) for x in item[1]))
+        if not ok:
+            raise InspectorError(f"{origin}: rule {i} must be [\"<logical name>\", \"<mesh axis>\" | null | "
+                                 f"[\"<axis>\", ...]], got {item!r}")
+        rules.append((item[0], tuple(item[1]) if isinstance(item[1], list) else item[1]))
+    return tuple(rules)
 
 
 def _axes(entry: SpecEntry) -> tuple[str, ...]:

@@ -57,7 +57,7 @@ def port_sources(linen: LoadedSource, target: LoadedSource, *, rules: Rules | No
                       "right_structure": with_dataflow(structure_of(target.model), right.flow)}
     with user_code(f"{linen.spec} ↔ {target.spec}", None):
         report, state = check_port(linen.example, linen.variables, target.model, example, forced_pairs=forced,
-                                   tolerance=tolerance, **structures)
+                                   tolerance=tolerance, casts=rules.dtype if rules else None, **structures)
     return dataclasses.replace(report, notes=notes), state
 
 

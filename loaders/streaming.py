@@ -259,6 +259,9 @@ def stream_diffs(left: LoadedSource, right: LoadedSource, entries: Sequence[Diff
     out: dict[int, ValueDiff | None] = {}
     pairs = []
     for i, entry in enumerate(entries):
+        if entry.transform is not None and entry.left is not None and entry.right is not None:
+            out[i] = _transformed_diff(left, right, entry, tolerance)
+            continue
         if not comparable(entry):
             continue
         a, b = entry.left, entry.right
@@ -284,6 +287,23 @@ def stream_diffs(left: LoadedSource, right: LoadedSource, entries: Sequence[Diff
     for item, (i, a, _) in enumerate(pairs):
         out[i] = running[item].result(lr.shape(a))
     return out
+
+
+def _transformed_diff(left: LoadedSource, right: LoadedSource, entry: DiffEntry,
+                      tolerance: Tolerance) -> ValueDiff | None:
+    """A layout change (reshape, transpose, concat, split) reorders elements, so the two sides
+    cannot be read in matching slices: the pair is read whole and compared after the transform."""
+    import numpy as np
+
+    from inspector.align.transforms import TransformError
+    from inspector.diffing import compare_values
+
+    parts = [np.asarray(left.read(p)) for p in (entry.left_parts or (entry.left,))]
+    try:
+        moved = entry.transform.apply(*parts)
+    except TransformError:
+        return None
+    return compare_values(moved, right.read(entry.right), tolerance)
 
 
 def _common(left: Sequence[int] | None, right: Sequence[int] | None, count: int) -> Sequence[int] | None:

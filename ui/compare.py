@@ -11,6 +11,7 @@ from inspector.align.rules import forced_pairs, parse_rules
 from inspector.diffing import DiffEntry, Tolerance, diff_trees, summarize, with_value_diffs
 from inspector.filters import parse_filters
 from inspector.restore import RestoreCheck
+from inspector.sharding import parse_axis_rules
 from inspector.splitmerge import Subject, split_groups, subject_of_source
 from inspector.training import TrainReport, parse_train_args
 from loaders import LoadedSource
@@ -34,14 +35,14 @@ _KEPT = 4
 
 
 def diff(left: LoadedSource, right: LoadedSource, rules_text: str, with_values: bool, rtol: float,
-         atol: float) -> DiffResult:
+         atol: float, axis_rules_text: str = "") -> DiffResult:
     """The diff of two sources; with values, both sides are read by the streaming engine once per
     sources, rules and tolerances, under an ``st.progress`` bar."""
     lkey, rkey = sources.source_key(left), sources.source_key(right)
-    result = _diff(left, right, lkey, rkey, rules_text, False, rtol, atol)
+    result = _diff(left, right, lkey, rkey, rules_text, False, rtol, atol, axis_rules_text)
     if not with_values:
         return result
-    token = (lkey, rkey, rules_text, rtol, atol)
+    token = (lkey, rkey, rules_text, rtol, atol, axis_rules_text)
     measured = st.session_state.setdefault(VALUES_KEY, {})
     if token not in measured:
         measured[token] = _measure(left, right, result.entries, Tolerance(rtol=rtol, atol=atol))
@@ -69,17 +70,21 @@ def _measure(left: LoadedSource, right: LoadedSource, entries, tolerance: Tolera
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _diff(_left: LoadedSource, _right: LoadedSource, lkey: tuple, rkey: tuple, rules_text: str,
-          with_values: bool, rtol: float, atol: float) -> DiffResult:
-    forced, notes = ([], [])
+          with_values: bool, rtol: float, atol: float, axis_rules_text: str = "") -> DiffResult:
+    forced, notes, casts = ([], [], None)
     if rules_text:
-        forced, notes = forced_pairs(parse_rules(rules_text, origin="rules"), _left.records, _right.records)
+        rules = parse_rules(rules_text, origin="rules")
+        forced, notes = forced_pairs(rules, _left.records, _right.records)
+        casts = rules.dtype
+    axis_rules = parse_axis_rules(axis_rules_text, origin="axis rules") if axis_rules_text.strip() else None
     lstruct, rstruct, trace_notes = traced_structures(_left, _right)
     notes = [*trace_notes, *notes]
     entries = diff_trees(
         _left.records, _right.records, left_structure=lstruct, right_structure=rstruct,
         forced=forced, rng_one_sided=not (_left.form == _right.form == "nnx"),
         sharding_one_sided=not (_left.on_disk or _right.on_disk),
-        values=(_left.read, _right.read) if with_values else None, tolerance=Tolerance(rtol=rtol, atol=atol))
+        values=(_left.read, _right.read) if with_values else None, tolerance=Tolerance(rtol=rtol, atol=atol),
+        axis_rules=axis_rules, casts=casts)
     return DiffResult(tuple(entries), summarize(entries), tuple(notes), restore_between(_left, _right, entries))
 
 

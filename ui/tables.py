@@ -33,7 +33,7 @@ def records_frame(records: Sequence[VariableRecord]) -> pd.DataFrame:
     frame = pd.DataFrame({
         "collection": [r.collection or "" for r in records],
         "path": [r.name for r in records],
-        "kind": [r.type or KIND_UNKNOWN_LABEL for r in records],
+        "kind": [r.type_label if r.type else KIND_UNKNOWN_LABEL for r in records],
         "shape": [format_shape(r.shape) for r in records],
         "dtype": [r.dtype for r in records],
         "parameters": [r.size for r in records],
@@ -62,7 +62,7 @@ def diff_frame(entries: Sequence[DiffEntry]) -> pd.DataFrame:
         if attr == "shape":
             return format_shape(record.shape)
         if attr == "kind":
-            return record.type or KIND_UNKNOWN_LABEL
+            return record.type_label if record.type else KIND_UNKNOWN_LABEL
         return getattr(record, attr)
 
     frame = pd.DataFrame({
@@ -76,10 +76,20 @@ def diff_frame(entries: Sequence[DiffEntry]) -> pd.DataFrame:
         "left dtype": [side(e.left, "dtype") for e in entries],
         "right dtype": [side(e.right, "dtype") for e in entries],
         "parameters": [(e.left or e.right).size for e in entries],
+        "transform": [_transform_text(e) for e in entries],
         "notes": ["; ".join(e.notes) for e in entries],
+        "info": ["; ".join(e.info) for e in entries],
         "max_abs": [e.values.max_abs if e.values else None for e in entries],
     })
-    return frame if any(e.notes for e in entries) else frame.drop(columns=["notes"])  # sharding findings
+    empty = [c for c in ("transform", "notes", "info") if not frame[c].astype(bool).any()]
+    return frame.drop(columns=empty)  # columns only where some row has one
+
+
+def _transform_text(entry: DiffEntry) -> str:
+    if entry.transform is None:
+        return ""
+    parts = f" of {' + '.join(p.full_name for p in entry.left_parts)}" if entry.left_parts else ""
+    return entry.transform.text + parts
 
 
 def style_status(frame: pd.DataFrame):

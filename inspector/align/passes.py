@@ -51,7 +51,7 @@ class _Node:
     def signature(self) -> tuple:
         """What the subtree holds, regardless of names: its non-RNG kinds, shapes and dtypes."""
         if self._sig is None:
-            own = [(canonical_kind(r.type) if r.type else "", r.shape, r.dtype) for _, r in self.leaves
+            own = [(canonical_kind(r.kind_name) if r.kind_name else "", r.shape, r.dtype) for _, r in self.leaves
                    if not r.is_rng]
             for child in self.children.values():
                 own.extend(child.signature())
@@ -67,12 +67,14 @@ class _Node:
 
 def align(left: Sequence[VariableRecord], right: Sequence[VariableRecord], *,
           left_structure: Structure = EMPTY, right_structure: Structure = EMPTY,
-          forced: Sequence[tuple[VariableRecord, VariableRecord]] = ()) -> list[Pair]:
+          forced: Sequence[tuple[VariableRecord, VariableRecord]] = (),
+          taken: Sequence[VariableRecord] = ()) -> list[Pair]:
     """Pair every variable of ``left`` with one of ``right`` or with nothing.
 
-    ``forced`` pairs (from a rules file) are kept as given and taken out before aligning the rest.
+    ``forced`` pairs (from a rules file) are kept as given and taken out before aligning the rest;
+    ``taken`` left variables (more parts of a forced concat) are taken out without a pair.
     """
-    taken_l = {id(a) for a, _ in forced}
+    taken_l = {id(a) for a, _ in forced} | {id(r) for r in taken}
     taken_r = {id(b) for _, b in forced}
     pairs: list[Pair] = list(forced)
     lroot = _build([r for r in left if id(r) not in taken_l], left_structure)
@@ -185,7 +187,7 @@ def _match_leaves(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> No
         for item in lrest:
             candidates = by_name.get(norm(item[1].path[-1]), [])
             found = next((c for c in candidates if id(c) not in used and (
-                not same_kind_only or same_kind(item[1].type, c[1].type))), None)
+                not same_kind_only or same_kind(item[1].kind_name, c[1].kind_name))), None)
             if found is None:
                 unmatched.append(item)
                 continue
@@ -211,8 +213,8 @@ def _match_leaves(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> No
 def _by_kind(items: list[tuple[float, VariableRecord]]) -> dict[str, list[tuple[float, VariableRecord]]]:
     out: dict[str, list] = {}
     for item in items:
-        if not item[1].is_rng and item[1].type is not None:
-            out.setdefault(canonical_kind(item[1].type), []).append(item)
+        if not item[1].is_rng and item[1].kind_name is not None:
+            out.setdefault(canonical_kind(item[1].kind_name), []).append(item)
     return out
 
 
