@@ -87,7 +87,8 @@ def test_port_page_catches_a_wrong_port(tmp_path):
     at.text_input(key="right_text").set_value("tests/models/port_cases.py:wrong_activation").run()
     at.button(key="port_run").click().run()
     assert not at.exception and at.error[0].value.startswith("DIFFER")
-    assert len(at.dataframe) == 2  # the outputs, then the suspects
+    frames = [set(df.value.columns) for df in at.dataframe]  # the outputs, the suspects, then Convert's plan
+    assert {"linen", "nnx", "names", "first use"} in frames
 
 
 @pytest.mark.parametrize("spec,message", [

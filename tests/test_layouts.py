@@ -73,9 +73,14 @@ def test_square_weight_is_ambiguous_and_settled_only_by_the_port_check():
     fc1 = next(e for e in entries if e.right.name == "fc1/weight")
     assert fc1.transform is None and fc1.status is Status.RENAMED
     assert fc1.info and fc1.info[0].startswith("ambiguous:")
-    report, _ = port_sources(load_source(f"{M}:linen_square"), load_source(f"{M}:nnx_square"))
+    report, _ = port_sources(load_source(f"{M}:linen_square"), load_source(f"{M}:nnx_square"), trace=False)
     assert report.ok and report.settled == (
         "params/fc1/kernel → fc1/weight: transpose (of 2 plausible layouts, the only one giving equal outputs)",)
+    # With the forward pass traced, the contraction axes prove the transpose: nothing left to settle.
+    report, _ = port_sources(load_source(f"{M}:linen_square"), load_source(f"{M}:nnx_square"))
+    fc1 = next(e for e in report.entries if e.right.name == "fc1/weight")
+    assert report.ok and not report.settled and fc1.status is Status.TRANSFORMED
+    assert fc1.transform.text == "transpose" and not any(line.startswith("ambiguous") for line in fc1.info)
 
 
 def test_values_are_compared_after_the_transform():
@@ -97,8 +102,10 @@ def test_cli_json_and_table_show_transforms(cli):
         "split", "reshape", "transpose"]
     code, out, _ = cli("diff", f"{M}:linen_gemma_transposed", f"{M}:nnx_gemma")
     assert code == 0 and "split axis 0 into 2, piece 0 → reshape (24, 16) → transpose" in out
-    code, out, _ = cli("diff", f"{M}:linen_square", f"{M}:nnx_square", "--format", "markdown")
+    code, out, _ = cli("diff", f"{M}:linen_square", f"{M}:nnx_square", "--format", "markdown", "--no-trace")
     assert "ambiguous:" in out
+    code, out, _ = cli("diff", f"{M}:linen_square", f"{M}:nnx_square", "--format", "markdown")
+    assert "ambiguous:" not in out and "| transformed | `params/fc1/kernel` | `fc1/weight` |" in out
 
 
 @pytest.mark.parametrize("a, b, text", [

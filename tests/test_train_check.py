@@ -135,7 +135,7 @@ def test_hand_written_dropout_is_named_in_a_note(cli):
 
 
 def test_training_runs_when_the_forward_check_fails_and_not_when_refused(cli):
-    code, out, _ = cli("port", "tests/models/port_cases.py:linen", "tests/models/port_cases.py:swapped",
+    code, out, _ = cli("port", "tests/models/port_cases.py:linen", "tests/models/port_cases.py:wrong_activation",
                        "--train", "--format", "json")
     data = json.loads(out)
     assert code == 1 and data["match"] is False and data["train"]["match"] is False
