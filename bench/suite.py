@@ -246,11 +246,12 @@ FULL = Plan(
 
 QUICK = Plan(
     name="quick",
-    sizes={"normalize-nnx": (200, 2000), "diff-rename": (200, 2000), "diff-tree": (200, 2000), "filter": (200, 2000),
+    sizes={"normalize-nnx": (200, 2000), "diff-rename": (200, 2000), "diff-transform": (200, 2000),
+           "diff-tree": (200, 2000), "filter": (200, 2000),
            "split": (200, 2000), "abstract": (50, 200), "checkpoint": (64, 1024),
            "weights-safetensors": (64, 1024), "weights-msgpack": (64, 1024)},
-    impls={"normalize-nnx": ("ours", "flax"), "diff-rename": ("ours",), "diff-tree": ("ours", "diff"),
-           "filter": ("ours", "flax"),
+    impls={"normalize-nnx": ("ours", "flax"), "diff-rename": ("ours",), "diff-transform": ("ours",),
+           "diff-tree": ("ours", "diff"), "filter": ("ours", "flax"),
            "split": ("ours", "flax"), "abstract": ("ours", "linen"), "checkpoint": ("ours",),
            "weights-safetensors": ("ours",), "weights-msgpack": ("ours",)},
     reps=5, budget=10.0, processes=1)

@@ -48,7 +48,7 @@ def diff(left: Any, right: Any, *, values: bool = False, rules: Rules = None, ax
     from loaders.source import restore_between
     from loaders.streaming import stream_diffs
 
-    _no_axis_rules(axis_rules)
+    parsed_axis_rules = _axis_rules(axis_rules)
     if values and abstract:
         raise InspectorError("values=True compares arrays, and abstract=True builds none: drop one of them")
     parsed = _rules(rules)
@@ -64,7 +64,7 @@ def diff(left: Any, right: Any, *, values: bool = False, rules: Rules = None, ax
     entries = diff_trees(
         a.records, b.records, left_structure=left_structure, right_structure=right_structure, forced=forced,
         rng_one_sided=not (a.form == b.form == "nnx"), sharding_one_sided=not (a.on_disk or b.on_disk),
-        tolerance=tolerance)
+        tolerance=tolerance, axis_rules=parsed_axis_rules, casts=parsed.dtype if parsed else None)
     if values:  # the CLI's streaming engine: arrays read ahead within the default memory budget
         entries = with_value_diffs(entries, stream_diffs(a, b, entries, tolerance=tolerance))
     return DiffResult(a.spec, b.spec, tuple(entries), restore_between(a, b, entries), tuple(notes),
@@ -114,7 +114,7 @@ def port(linen: Any, nnx: Any, *, rules: Rules = None, axis_rules: Any = None, r
     from inspector.diffing import Tolerance
     from loaders.porting import port_sources, train_sources
 
-    _no_axis_rules(axis_rules)
+    _axis_rules(axis_rules)  # checked like diff's; the port check moves values, whatever their sharding
     tolerance = Tolerance(rtol=_tol(rtol), atol=_tol(atol))
     a, b = _load(linen), _load(nnx)
     if weights is not None:  # trained Linen weights from a checkpoint, a weight file or a variables dict
@@ -200,9 +200,26 @@ def _rules(rules: Rules):
     raise InspectorError(f"rules must be a dict, a JSON string or a file path, not {type(rules).__name__}")
 
 
-def _no_axis_rules(axis_rules: Any) -> None:
-    if axis_rules is not None:
-        raise InspectorError("axis_rules is not available in this version")
+def _axis_rules(axis_rules: Any):
+    """flax ``logical_axis_rules``: a list of pairs, their JSON text, or the path of a JSON file."""
+    from inspector.sharding import parse_axis_rules
+
+    if axis_rules is None:
+        return None
+    if isinstance(axis_rules, (list, tuple)):
+        return parse_axis_rules(json.dumps(axis_rules), origin="axis_rules")
+    if isinstance(axis_rules, str) and axis_rules.lstrip().startswith("["):
+        return parse_axis_rules(axis_rules, origin="axis_rules")
+    if isinstance(axis_rules, (str, os.PathLike)):
+        path = os.fspath(axis_rules)
+        try:
+            with open(path, encoding="utf-8") as f:
+                return parse_axis_rules(f.read(), origin=path)
+        except OSError as err:
+            raise InspectorError(f"axis rules file {path!r} cannot be read: {err.strerror}; pass a path, "
+                                 "a JSON string or a list of [logical, mesh] pairs") from None
+    raise InspectorError(f"axis_rules must be a list of [logical, mesh] pairs, a JSON string or a file path, "
+                         f"not {type(axis_rules).__name__}")
 
 
 def _tol(value: Any) -> float:

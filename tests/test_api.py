@@ -272,3 +272,19 @@ def test_convert_writes_a_checkpoint_the_readme_recipe_restores(tmp_path):
 def test_convert_refuses_a_live_target():
     with pytest.raises(inspector.InspectorError, match="pass it as a spec"):
         inspector.convert({"params": {}}, TorchStyleMLP(nnx.Rngs(0)))
+
+
+def test_axis_rules_as_a_list_a_json_string_or_a_file(tmp_path):
+    from tests.models import lm1b_sharding
+
+    left, right = "tests/models/lm1b_sharding.py:linen", "tests/models/lm1b_sharding.py:nnx_port"
+    assert inspector.diff(left, right).ok  # no rules: names not comparable, an info line each
+    path = tmp_path / "axis.json"
+    path.write_text(json.dumps(lm1b_sharding.WRONG_RULES))
+    for given in (lm1b_sharding.WRONG_RULES, json.dumps(lm1b_sharding.WRONG_RULES), str(path)):
+        result = inspector.diff(left, right, axis_rules=given)
+        assert sorted(e.left.full_name for e in result.mismatches) == [
+            "params/wi/bias", "params/wi/kernel", "params/wo/kernel"]
+    assert inspector.diff(left, right, axis_rules=lm1b_sharding.RULES).ok
+    with pytest.raises(inspector.InspectorError, match="axis_rules must be"):
+        inspector.diff(left, right, axis_rules=3)
