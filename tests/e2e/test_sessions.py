@@ -108,7 +108,8 @@ async def main_text(page) -> str:
             break
         text = now
         await asyncio.sleep(1.0)
-    return "\n".join(line for line in text.splitlines() if line.strip() not in WIDGET_LABELS)
+    # Blank lines vary with elements drawn empty (a progress bar's slot): compare the lines with text.
+    return "\n".join(line for line in text.splitlines() if line.strip() and line.strip() not in WIDGET_LABELS)
 
 
 async def session(browser, url: str, sample: str) -> dict[str, str]:
