@@ -32,6 +32,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from inspector.align import Guess
 from inspector.diffing import DiffEntry, Status
 from inspector.errors import InspectorError
 from inspector.port_check import Refusal
@@ -169,7 +170,7 @@ def plan_conversion(entries: Sequence[DiffEntry], *, not_converted: Sequence[Var
     moves, rng, allowed, refused = [], [], [], []
     skipped = list(not_converted)
     notes = [f"{e.left.full_name} → {e.right.name}: {line}" for e in entries if e.left is not None
-             and e.right is not None and e.info for line in e.info]
+             and e.right is not None and e.info and not isinstance(e.evidence, Guess) for line in e.info]
     unpaired_left = [e.left for e in entries if e.right is None and e.left is not None]
     unpaired_right = [e.right for e in entries if e.left is None and e.right is not None]
     all_left = [e.left for e in entries if e.left is not None]
@@ -203,6 +204,9 @@ def plan_conversion(entries: Sequence[DiffEntry], *, not_converted: Sequence[Var
             rng.append(b)  # the target's own RNG state, whatever Linen had
             continue
         parts = tuple(e.left_parts) or (a,)
+        if isinstance(e.evidence, Guess):
+            refused.append(ConvertRefusal("ambiguous", a, b, e.evidence.reason, None))
+            continue
         if e.transform is not None:
             problem = _transform_problem(e.transform, parts, b)
             if problem:

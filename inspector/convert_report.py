@@ -19,7 +19,11 @@ def verdict(plan: ConvertPlan) -> str:
               f"{len(plan.rng)} RNG state kept from the target, {len(plan.allowed)} allowed, "
               f"{len(plan.not_converted)} not converted")
     if plan.refused:
-        return f"REFUSED: {len(plan.refused)} variable(s) would be dropped or left at init; nothing written — {counts}"
+        guessed = sum(1 for r in plan.refused if r.status == "ambiguous")
+        lost = len(plan.refused) - guessed
+        what = ([f"{lost} would be dropped or left at init"] if lost else []) + \
+            ([f"{guessed} paired by position only"] if guessed else [])
+        return f"REFUSED: {len(plan.refused)} variable(s) ({', '.join(what)}); nothing written — {counts}"
     return f"OK: {counts}; {format_bytes(plan.nbytes)} to write"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from inspector.align import Guess
 from inspector.diffing import DiffEntry, Status, summarize
 from inspector.records import VariableRecord
 from inspector.report import format_shape, format_table, kind_label
@@ -25,6 +26,9 @@ def summary_line(entries: Sequence[DiffEntry]) -> str:
     summary = summarize(entries)
     counts = ", ".join(f"{summary[s.value]} {s.value}" for s in Status if summary[s.value])
     verdict = "no mismatched variables" if not summary["mismatches"] else _plural(summary["mismatches"], "mismatch")
+    guessed = sum(1 for e in entries if isinstance(e.evidence, Guess))
+    if guessed:
+        verdict += f"; {guessed} paired by position only (ambiguous, see info)"
     return f"{len(entries)} entries: {counts or 'nothing to compare'} — {verdict}"
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from inspector.align import align
+from inspector.align import Guess, align
 from inspector.align.layouts import Link, link_layouts
 from inspector.align.structure import EMPTY, Structure
 from inspector.align.transforms import TransformError
@@ -146,12 +146,15 @@ def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], 
     """
     ruled = {(id(f.left), id(f.right)): f for f in forced if isinstance(f, Link)}
     plain = [(f.left, f.right) if isinstance(f, Link) else tuple(f) for f in forced]
+    guesses: dict[tuple[int, int], str] = {}
     pairs = align(left, right, left_structure=left_structure, right_structure=right_structure,
-                  forced=plain, taken=[p for f in ruled.values() for p in f.left_parts])
+                  forced=plain, taken=[p for f in ruled.values() for p in f.left_parts], guesses=guesses)
     lnames, rnames = sharding_names(left), sharding_names(right)
     sharding = dict(one_sided=sharding_one_sided, axis_rules=axis_rules,
                     names_comparable=not (lnames and rnames and lnames.isdisjoint(rnames)))
     links = [ruled.get((id(link.left), id(link.right)), link) for link in link_layouts(pairs)]
+    if guesses:
+        links = [_with_guess(link, guesses.get((id(link.left), id(link.right)))) for link in links]
     if casts:
         links = [_with_cast(link, casts) for link in links]
     entries = [_entry(link, rng_one_sided, values, tolerance, sharding) for link in links]
@@ -159,6 +162,14 @@ def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], 
         entries = [_with_dataflow(e, left_structure.flow, right_structure.flow) for e in entries]
     entries.sort(key=DiffEntry.sort_key)
     return entries
+
+
+def _with_guess(link: Link, reason: str | None) -> Link:
+    """A pair that position alone decided: said in ``info``; its values are not compared (a value
+    difference between two wrongly paired arrays would read as a broken port)."""
+    if reason is None:
+        return link
+    return dataclasses.replace(link, evidence=Guess(reason), info=link.info + (reason,))
 
 
 def _with_dataflow(entry: DiffEntry, left: Any, right: Any) -> DiffEntry:
@@ -172,7 +183,7 @@ def _with_dataflow(entry: DiffEntry, left: Any, right: Any) -> DiffEntry:
     from inspector.align.layouts import Ambiguity
     from inspector.align.rules import RuleEvidence
 
-    if isinstance(entry.evidence, RuleEvidence):
+    if isinstance(entry.evidence, (RuleEvidence, Guess)):
         return entry
     if isinstance(entry.evidence, Ambiguity):
         proven = with_evidence(dataclasses.replace(entry, evidence=None), left, right)
@@ -243,7 +254,7 @@ def _entry(link: Link, rng_one_sided: bool, values: tuple[ValueGetter, ValueGett
     if cast and a.dtype != b.dtype:
         info += (f"cast {a.dtype} → {cast} by rule",)
     value_diff = None
-    if values is not None and (shape == b.shape or keys_equal):
+    if values is not None and (shape == b.shape or keys_equal) and not isinstance(link.evidence, Guess):
         left_value = (transform.apply(*(values[0](p) for p in parts)) if transform is not None
                       else values[0](a))
         value_diff = compare_values(left_value, values[1](b), tolerance)
@@ -293,7 +304,7 @@ def comparable(entry: DiffEntry) -> bool:
     """Whether ``diff --values`` compares this pair slice by slice: both sides, no layout change, the
     same shape (or a key and its data). A transformed pair is compared whole, after its transform."""
     a, b = entry.left, entry.right
-    return (a is not None and b is not None and entry.transform is None
+    return (a is not None and b is not None and entry.transform is None and not isinstance(entry.evidence, Guess)
             and (a.shape == b.shape or same_key_data(a, b)))
 
 

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from inspector.align import Guess
 from inspector.diffing import DiffEntry, Tolerance, comparable
 from inspector.errors import InspectorError
 from inspector.records import VariableRecord, format_bytes
@@ -259,7 +260,8 @@ def stream_diffs(left: LoadedSource, right: LoadedSource, entries: Sequence[Diff
     out: dict[int, ValueDiff | None] = {}
     pairs = []
     for i, entry in enumerate(entries):
-        if entry.transform is not None and entry.left is not None and entry.right is not None:
+        if entry.transform is not None and entry.left is not None and entry.right is not None \
+                and not isinstance(entry.evidence, Guess):
             out[i] = _transformed_diff(left, right, entry, tolerance)
             continue
         if not comparable(entry):

@@ -23,6 +23,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from inspector.align.naming import natural_key
+from inspector.align.structure import EMPTY, Structure
 from inspector.errors import WeightFileError
 from inspector.records import VariableRecord
 from loaders.checkpoint_dirs import StepInfo
@@ -78,12 +80,45 @@ def weights_source(spec: str, weights: WeightFile, *, values: bool) -> LoadedSou
     notes = list(weights.notes) + ([] if records else ["it holds no arrays"])
     source = LoadedSource(spec=spec, form="weights", records=records,
                           values={r.key: _shape_of(r, weights) for r in records}, obj=weights,
-                          reader=weights.read, notes=tuple(notes))
+                          reader=weights.read, notes=tuple(notes), structure=file_order(weights))
     if values:
         from loaders.streaming import source_with_stats
 
         return source_with_stats(source)
     return source
+
+
+# Formats whose writers keep the order of the dict they were given (flax ``to_bytes``, ``np.savez``);
+# safetensors' writer reorders tensors (by dtype and size), so its order says nothing.
+KEEPS_ORDER = ("msgpack", "legacy", "npz")
+
+
+def file_order(weights: WeightFile) -> Structure:
+    """The file's order as creation order, where it is evidence of one.
+
+    A Linen variables dict is in creation order, and flax's ``to_bytes`` and ``np.savez`` write a
+    dict in its order; but a tree that went through ``jax.tree.map`` (an optimizer update) comes out
+    with sorted keys. So the file's order counts only where it is not simply the names sorted — then
+    it can only be the order the model made its variables in. Otherwise the alignment falls back to
+    names (and says when position alone decided a pair).
+    """
+    if weights.format not in KEEPS_ORDER:
+        return EMPTY
+    by_key = {r.key: r for r in weights.records}
+    ordered = [by_key[key] for key in weights.stored if key in by_key]
+    collections: dict[str, list[VariableRecord]] = {}
+    for record in ordered:
+        collections.setdefault(record.collection or "", []).append(record)
+    if all(_is_sorted(rs) for rs in collections.values()):
+        return EMPTY
+    return Structure(order={(r.collection or "", r.path): i for i, r in enumerate(ordered)})
+
+
+def _is_sorted(records: list[VariableRecord]) -> bool:
+    """Sorted as ``jax.tree`` sorts dict keys (as strings: ``layers_10`` first), or naturally."""
+    keys = [r.key for r in records]
+    return any(keys == [r.key for r in sorted(records, key=by)]
+               for by in (lambda r: tuple(str(k) for k in r.path), natural_key))
 
 
 def _shape_of(record: VariableRecord, weights: WeightFile) -> jax.ShapeDtypeStruct:

@@ -8,6 +8,6 @@ a user force pairs and transforms.
 
 from __future__ import annotations
 
-from inspector.align.passes import Pair, align
+from inspector.align.passes import Guess, Pair, align
 
-__all__ = ["Pair", "align"]
+__all__ = ["Guess", "Pair", "align"]

@@ -33,7 +33,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from inspector.align.naming import AUTO_NAME, norm
+from inspector.align.naming import AUTO_NAME, norm, role
 from inspector.align.structure import Structure
 from inspector.records import Path, VariableRecord
 
@@ -332,7 +332,7 @@ def _names(a: Path, b: Path) -> str:
     if not ma or not mb:
         return "agree" if norm(a[-1]) == norm(b[-1]) and not ma and not mb else "none"
     la, lb = ma[-1], mb[-1]
-    if norm(la) == norm(lb):
+    if norm(la) == norm(lb) or (role(la) is not None and role(la) == role(lb)):
         return "agree"
     if isinstance(la, int) or isinstance(lb, int) or AUTO_NAME.match(str(la)) or AUTO_NAME.match(str(lb)):
         return "none"
@@ -366,8 +366,15 @@ def with_evidence(entry: Any, left: Dataflow | None, right: Dataflow | None) -> 
         info.append(f"the forward pass contracts axes {list(lc or ())} on the left and {list(rc or ())} "
                     f"on the right: {transform.text}")
     if evidence.names == "disagree" and evidence.dataflow is not None:
-        info.append(f"names differ ({a.path[-2]} ≠ {b.path[-2]}): paired by the forward pass "
-                    f"(first use #{evidence.dataflow})")
+        traced = [side for side, use in (("left", left.use(a) if left else None),
+                                         ("right", right.use(b) if right else None)) if use is not None]
+        if len(traced) == 2:
+            info.append(f"names differ ({a.path[-2]} ≠ {b.path[-2]}): paired by the forward pass "
+                        f"(first use #{evidence.dataflow})")
+        else:
+            other = "left" if traced == ["right"] else "right"
+            info.append(f"names differ ({a.path[-2]} ≠ {b.path[-2]}): paired by position; only the {traced[0]} side "
+                        f"was traced (first use #{evidence.dataflow}), the {other} side has no forward pass")
     if info != list(entry.info):
         changes["info"] = tuple(info)
     return dataclasses.replace(entry, **changes)

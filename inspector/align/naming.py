@@ -34,6 +34,28 @@ KNOWN_LAYERS = {"dense", "densegeneral", "conv", "convtranspose", "embed", "batc
 
 
 
+# Names of a role inside attention and gated MLP blocks, as ports spell them (``query``, ``q_proj``,
+# ``wq``, ``to_q``, ``o_proj``, ``out``). Only unambiguous spellings: LLaMA's ``w1``/``w2``/``w3`` say
+# nothing about which is which.
+_ROLES = {"q": "q", "query": "q", "k": "k", "key": "k", "v": "v", "value": "v", "o": "o", "out": "o",
+          "output": "o", "gate": "gate", "gating": "gate", "up": "up", "down": "down"}
+_ROLE_AFFIX = re.compile(r"^(to_|w_?)|(_?proj(ection)?|_?einsum)$")
+
+
+def role(name: PathKey) -> str | None:
+    """The role a module's name gives it in an attention or gated MLP block, if any.
+
+    >>> role("query"), role("q_proj"), role("wq"), role("out_proj"), role("o"), role("norm")
+    ('q', 'q', 'q', 'o', 'o', None)
+    """
+    if not isinstance(name, str):
+        return None
+    text = name.lower()
+    if text in _ROLES:
+        return _ROLES[text]
+    return _ROLES.get(_ROLE_AFFIX.sub("", text).strip("_"))
+
+
 def natural_key(record: VariableRecord) -> tuple:
     """Sort key that puts ``layer2`` before ``layer10`` (for sources without a creation order)."""
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)

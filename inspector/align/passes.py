@@ -3,7 +3,8 @@
 Alignment works one module level at a time, so its cost grows with the number of variables, not
 its square. At each level, children are paired in passes, strongest evidence first:
 
-1. the same name (case-insensitive; ``if_`` is ``if``; Linen ``layers_3`` is ``layers/3``);
+1. the same name (case-insensitive; ``if_`` is ``if``; Linen ``layers_3`` is ``layers/3``), or names
+   giving the same role in an attention or MLP block (``query`` ↔ ``q_proj``, ``out`` ↔ ``o_proj``);
 2. the same module class, in creation order (Linen ``Dense_0`` → NNX ``linear``, an
    ``nnx.Linear``; ``LayerNorm_0``/``LayerNorm_1`` → ``ln1``/``ln2``);
 3. the same name stem (``Block_0`` / ``ScanBlock_0`` → ``block`` / ``blocks``);
@@ -14,6 +15,12 @@ its square. At each level, children are paired in passes, strongest evidence fir
 Linen collections disappear into kinds (``batch_stats/bn/mean`` sits beside ``params/bn/scale``
 at ``bn``), and a collection level inside optimizer state (``mu/params/...``) is looked through.
 Rules (``inspector.align.rules``) pair variables before any of this runs.
+
+Pass 4 leans on order. A side without a creation order (a checkpoint or weight file: its names
+sorted) has no order worth trusting there, so a pair that pass 4 makes by position among several
+candidates — same-content siblings, or a run replaced position by position — is only a guess. It
+is still made (the shapes are worth seeing side by side), and reported through ``guesses``: one
+line per pair saying why, which the diff shows as ``info`` and the converter refuses.
 
 >>> from inspector.records import VariableRecord as V
 >>> l = [V(("Block_0", "Dense_0", "kernel"), "Param", (4, 2), "float32", 8, 32, "params")]
@@ -27,14 +34,27 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import difflib
+import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from inspector.align.naming import INDEXED, class_key, natural_key, norm, stem
+from inspector.align.naming import INDEXED, class_key, natural_key, norm, role, stem
 from inspector.align.structure import EMPTY, Structure
 from inspector.kinds import canonical_kind, kind_of_collection, same_kind
 from inspector.records import PathKey, VariableRecord
 
 Pair = tuple[VariableRecord | None, VariableRecord | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Guess:
+    """Why a pair is only a guess: position decided it where a side keeps no creation order."""
+
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pairing": "position only", "reason": self.reason}
+
 
 @dataclasses.dataclass(eq=False)
 class _Node:
@@ -68,18 +88,27 @@ class _Node:
 def align(left: Sequence[VariableRecord], right: Sequence[VariableRecord], *,
           left_structure: Structure = EMPTY, right_structure: Structure = EMPTY,
           forced: Sequence[tuple[VariableRecord, VariableRecord]] = (),
-          taken: Sequence[VariableRecord] = ()) -> list[Pair]:
+          taken: Sequence[VariableRecord] = (),
+          guesses: dict[tuple[int, int], str] | None = None) -> list[Pair]:
     """Pair every variable of ``left`` with one of ``right`` or with nothing.
 
     ``forced`` pairs (from a rules file) are kept as given and taken out before aligning the rest;
     ``taken`` left variables (more parts of a forced concat) are taken out without a pair.
+    ``guesses``, when given, receives ``(id(left), id(right)) → why`` for every pair decided by
+    position alone where a side keeps no creation order (see the module docstring).
     """
     taken_l = {id(a) for a, _ in forced} | {id(r) for r in taken}
     taken_r = {id(b) for _, b in forced}
     pairs: list[Pair] = list(forced)
+
+    def emit(pair: Pair, guess: str | None = None) -> None:
+        pairs.append(pair)
+        if guess is not None and guesses is not None and pair[0] is not None and pair[1] is not None:
+            guesses[(id(pair[0]), id(pair[1]))] = guess
+
     lroot = _build([r for r in left if id(r) not in taken_l], left_structure)
     rroot = _build([r for r in right if id(r) not in taken_r], right_structure)
-    _align_nodes(lroot, rroot, pairs.append)
+    _align_nodes(lroot, rroot, emit)
     return pairs
 
 
@@ -106,7 +135,12 @@ def _build(records: Sequence[VariableRecord], structure: Structure) -> _Node:
     return root
 
 
-def _align_nodes(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> None:
+def _align_nodes(left: _Node, right: _Node, emit: Callable[..., None], guess: str | None = None) -> None:
+    if guess is not None:  # everything paired below a guessed module pair is a guess too
+        outer = emit
+
+        def emit(pair: Pair, _: str | None = None) -> None:
+            outer(pair, guess)
     _look_through_collections(left, right)
     _look_through_collections(right, left)
     inner = _wrapped(right, left)
@@ -118,9 +152,10 @@ def _align_nodes(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> Non
         _emit_rng_siblings(left, inner, emit, side=0)
         return _align_nodes(inner, right, emit)
     _match_leaves(left, right, emit)
-    for a, b in _match_children(_ordered(left), _ordered(right)):
+    guessed: dict[tuple[int, int], str] = {}
+    for a, b in _match_children(_ordered(left), _ordered(right), guessed):
         if a is not None and b is not None:
-            _align_nodes(a, b, emit)
+            _align_nodes(a, b, emit, guessed.get((id(a), id(b))))
         elif a is not None:
             for record in a.records():
                 emit((record, None))
@@ -144,7 +179,7 @@ def _wrapped(node: _Node, other: _Node) -> _Node | None:
     return content[0]
 
 
-def _emit_rng_siblings(node: _Node, inner: _Node, emit: Callable[[Pair], None], side: int) -> None:
+def _emit_rng_siblings(node: _Node, inner: _Node, emit: Callable[..., None], side: int) -> None:
     """What a wrapper holds besides the wrapped module: its RNG state, unpaired."""
     rest = [r for _, r in node.leaves]
     for child in node.children.values():
@@ -175,7 +210,7 @@ def _look_through_collections(node: _Node, other: _Node) -> None:
         node.leaves.extend(inner.leaves)
 
 
-def _match_leaves(left: _Node, right: _Node, emit: Callable[[Pair], None]) -> None:
+def _match_leaves(left: _Node, right: _Node, emit: Callable[..., None]) -> None:
     """Variables of one module pair: by name and kind, then by name, then one-to-one by order."""
     lrest = sorted(left.leaves, key=lambda x: x[0])
     rrest = sorted(right.leaves, key=lambda x: x[0])
@@ -218,16 +253,17 @@ def _by_kind(items: list[tuple[float, VariableRecord]]) -> dict[str, list[tuple[
     return out
 
 
-def _match_children(left: list[_Node], right: list[_Node]) -> list[tuple[_Node | None, _Node | None]]:
+def _match_children(left: list[_Node], right: list[_Node],
+                    guessed: dict[tuple[int, int], str]) -> list[tuple[_Node | None, _Node | None]]:
     pairs: list[tuple[_Node | None, _Node | None]] = []
     left, right = _group_indexed(left, right), _group_indexed(right, left)
-    for matcher in (_by_name, _by_container, _by_class, _by_stem):
+    for matcher in (_by_name, _by_role, _by_container, _by_class, _by_stem):
         if not left or not right:
             break
         found, left, right = matcher(left, right)
         pairs.extend(found)
     if left and right:
-        found, left, right = _by_place(pairs, left, right)
+        found, left, right = _by_place(pairs, left, right, guessed)
         pairs.extend(found)
     pairs.extend((a, None) for a in left)
     pairs.extend((None, b) for b in right)
@@ -266,8 +302,10 @@ def _by_container(left: list[_Node], right: list[_Node]) -> Split:
     pairs: list[tuple[_Node, _Node]] = []
     for containers, runs, flip in ((right, left, False), (left, right, True)):
         for container in [n for n in containers if _is_int_container(n)]:
-            wanted = [container.children[k].signature() for k in sorted(container.children)]
-            group = _find_run(runs, wanted)
+            members = [container.children[k] for k in sorted(container.children)]
+            group = _find_run(runs, [n.signature() for n in members], _Node.signature)
+            if group is None:  # the same arrays in another layout (PyTorch-style ``weight`` (out, in))
+                group = _find_run(runs, [_loose(n) for n in members], _loose)
             if group is None:
                 continue
             virtual = _Node(name=container.name, rank=group[0].rank)
@@ -284,20 +322,36 @@ def _is_int_container(node: _Node) -> bool:
     return bool(node.children) and not node.leaves and all(isinstance(k, int) for k in node.children)
 
 
-def _find_run(nodes: list[_Node], wanted: list[tuple]) -> list[_Node] | None:
+def _find_run(nodes: list[_Node], wanted: list[tuple], signature: Callable[[_Node], tuple]) -> list[_Node] | None:
     """A run of same-class siblings, in creation order, holding exactly ``wanted``."""
     for cls, members in _groups(nodes, _class_key).items():
         if cls is None or len(members) < len(wanted):
             continue
         for start in range(len(members) - len(wanted) + 1):
             run = members[start:start + len(wanted)]
-            if [n.signature() for n in run] == wanted:
+            if [signature(n) for n in run] == wanted:
                 return run
     return None
 
 
+def _loose(node: _Node) -> tuple:
+    """A signature blind to layout: kinds, element counts and dtypes (a kernel and its transpose agree)."""
+    return tuple(sorted((kind, math.prod(shape), dtype) for kind, shape, dtype in node.signature()))
+
+
 def _by_name(left: list[_Node], right: list[_Node]) -> Split:
     return _pair_unique(left, right, lambda n: norm(n.name))
+
+
+def _by_role(left: list[_Node], right: list[_Node]) -> Split:
+    """``query`` ↔ ``q_proj``, ``out`` ↔ ``o_proj``: names that give the same role, each unique."""
+    lnamed = [n for n in left if role(n.name) is not None]
+    rnamed = [n for n in right if role(n.name) is not None]
+    if not lnamed or not rnamed:
+        return [], left, right
+    pairs, _, _ = _pair_unique(lnamed, rnamed, lambda n: role(n.name))
+    used = {id(n) for pair in pairs for n in pair}
+    return pairs, [n for n in left if id(n) not in used], [n for n in right if id(n) not in used]
 
 
 def _by_stem(left: list[_Node], right: list[_Node]) -> Split:
@@ -356,19 +410,50 @@ def _pair_same_content(left: list[_Node], right: list[_Node]) -> list[tuple[_Nod
     return pairs
 
 
-def _by_place(anchors: list[tuple[_Node, _Node]], left: list[_Node], right: list[_Node]) -> Split:
+def _by_place(anchors: list[tuple[_Node, _Node]], left: list[_Node], right: list[_Node],
+              guessed: dict[tuple[int, int], str]) -> Split:
     """What is left, paired only within the same place: the same gap between modules already paired
-    (by the pair that precedes them on each side), then by content and position inside the gap."""
-    if not all(n.ordered for pair in anchors for n in pair) or not all(n.ordered for n in left + right):
+    (by the pair that precedes them on each side), then by content and position inside the gap.
+
+    Without a creation order on a side, position means sorted names: a pair is then a guess
+    (noted in ``guessed``) unless content alone makes it (the only one of its kind on each side)."""
+    unordered = [n for n in left + right if not n.ordered]
+    if unordered or not all(n.ordered for pair in anchors for n in pair):
         anchors = []  # sorted names (a checkpoint) say nothing about places: one gap
     lgaps = _gaps(anchors, left, side=0)
     rgaps = _gaps(anchors, right, side=1)
     found: list[tuple[_Node, _Node]] = []
     for gap, lnodes in lgaps.items():
         if gap in rgaps:
-            found.extend(_sequence_pairs(lnodes, rgaps[gap]))
+            pairs = _sequence_pairs(lnodes, rgaps[gap])
+            if unordered:
+                guessed.update(_guesses(pairs, lnodes, rgaps[gap]))
+            found.extend(pairs)
     used = {id(n) for pair in found for n in pair}
     return found, [n for n in left if id(n) not in used], [n for n in right if id(n) not in used]
+
+
+def _guesses(pairs: list[tuple[_Node, _Node]], left: list[_Node],
+             right: list[_Node]) -> dict[tuple[int, int], str]:
+    """The pairs among ``pairs`` that position alone decided, each with the reason in words."""
+    left, right = [n for n in left if n.signature()], [n for n in right if n.signature()]
+    if len(left) <= 1 and len(right) <= 1:
+        return {}
+    lsigs = [n.signature() for n in left]
+    rsigs = [n.signature() for n in right]
+    out = {}
+    for a, b in pairs:
+        sig = a.signature()
+        if sig == b.signature() and lsigs.count(sig) == 1 and rsigs.count(sig) == 1:
+            continue  # the only module holding these variables on either side
+        rivals = [str(n.name) for n in right if n is not b and n.signature() == b.signature()]
+        sides = [side for side, node in (("left", a), ("right", b)) if not node.ordered]
+        where = f"the {sides[0]} side keeps" if len(sides) == 1 else "neither side keeps"
+        also = f"; {a.name} could as well be {' or '.join(rivals)}" if rivals else ""
+        out[(id(a), id(b))] = (f"ambiguous pairing: {a.name} ↔ {b.name} by position only ({where} no creation "
+                               f"order){also}. Check it with `port LINEN NNX --weights SOURCE`, or pin it with "
+                               "rules (`diff LINEN NNX --write-rules FILE` on the live models writes them)")
+    return out
 
 
 def _gaps(anchors: list[tuple[_Node, _Node]], rest: list[_Node], side: int) -> dict[int, list[_Node]]:

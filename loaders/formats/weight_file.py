@@ -128,7 +128,7 @@ class _Meta:
 
 
 def records_of_tree(tree: Mapping[str, Any], origin: Path) -> tuple[tuple[VariableRecord, ...], dict[Key, StoredArray]]:
-    """Records (sorted) and stored arrays of a tree of ``StoredArray`` leaves.
+    """Records (sorted) and stored arrays (in the tree's order) of a tree of ``StoredArray`` leaves.
 
     Raises ``WeightFileError`` when two entries land on one path (``"0"`` and ``0``).
     """
@@ -138,7 +138,10 @@ def records_of_tree(tree: Mapping[str, Any], origin: Path) -> tuple[tuple[Variab
     meta = _meta_tree(tree, (), by_disk, origin)
     records: list[VariableRecord] = []
     stored: dict[Key, StoredArray] = {}
+    at = {disk: i for i, disk in enumerate(by_disk)}  # the file's own order
+    file_rank: dict[Key, int] = {}
     for record, leaf in checkpoint_records(meta):
+        file_rank[record.key] = at[leaf.disk_path]
         array = by_disk[leaf.disk_path]
         if leaf.key_impl is None:
             record = dataclasses.replace(record, dtype=array.dtype_name, nbytes=array.nbytes, size=array.size,
@@ -152,6 +155,7 @@ def records_of_tree(tree: Mapping[str, Any], origin: Path) -> tuple[tuple[Variab
                                   f"{record.full_name!r}; cannot inspect")
         stored[record.key] = array
         records.append(record)
+    stored = {key: stored[key] for key in sorted(stored, key=file_rank.__getitem__)}
     return tuple(sorted(records, key=VariableRecord.sort_key)), stored
 
 
