@@ -160,6 +160,10 @@ class _Reader:
             with ignoring_warnings(Warning, module="<unknown>"):
                 tree = ast.parse(self.piece, mode="eval")
         except SyntaxError as err:
+            stripped = self.piece.rstrip()
+            if stripped and stripped[-1] in "&|~,." and (err.offset or 0) <= 1:  # Python points at column 0
+                refuse(self.text, self.start + len(stripped) - 1,
+                       f"not a filter expression: invalid syntax, nothing after {stripped[-1]!r}")
             offset = self._offset_of_syntax_error(err)
             near = self.text[offset:offset + 20].split("\n")[0]
             refuse(self.text, offset, f"not a filter expression: {err.msg}" + (f" at {clip(near)}" if near else ""))

@@ -30,7 +30,7 @@ from inspector.process_state import ignoring_warnings, while_active
 from inspector.records import Path as VarPath
 from inspector.records import VariableRecord, format_path
 from loaders.checkpoint_dirs import Location, quiet_logs, resolve
-from loaders.checkpoint_layout import StoredLeaf, checkpoint_records
+from loaders.checkpoint_layout import StoredLeaf, checkpoint_records, is_nnx_tree
 from loaders.source import LoadedSource
 from loaders.spec import SourceSpec
 
@@ -92,10 +92,14 @@ def load_checkpoint(spec: SourceSpec, *, abstract: bool, values: bool = False) -
                               "variable path; cannot inspect")
     checkpoint = Checkpoint(location, tree, stored)
     records = tuple(record for record, _ in entries)
+    unknown = sum(1 for r in records if r.type is None)
+    notes = (f"{unknown} of {len(records)} variables have no kind: an Orbax checkpoint of an NNX state stores "
+             "no Variable classes (diff it against the model to pair each with its kind)",) \
+        if unknown and is_nnx_tree(tree) else ()
     source = LoadedSource(
         spec=spec.text, form="checkpoint", records=records,
         values={r.key: jax.ShapeDtypeStruct(r.shape, _dtype(r.dtype, stored[r.key])) for r in records},
-        obj=checkpoint, reader=checkpoint.read)
+        obj=checkpoint, reader=checkpoint.read, notes=notes)
     if values:
         from loaders.streaming import source_with_stats
 

@@ -146,7 +146,9 @@ def _check_usable(path: Path) -> None:
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {str(path)!r} is a file; an Orbax checkpoint is a directory")
     if not any(path.iterdir()):
-        raise CheckpointError(f"checkpoint {str(path)!r} is an empty directory, not an Orbax checkpoint")
+        raise CheckpointError(f"checkpoint {str(path)!r} is an empty directory, not an Orbax checkpoint; a source "
+                              "is a checkpoint folder, a weight file (.msgpack, .safetensors, .npz), a model folder "
+                              "or FILE.py:FACTORY")
 
 
 def _item_of_step(step_dir: Path) -> tuple[Path, str]:

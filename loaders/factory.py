@@ -146,11 +146,23 @@ def user_code(spec: str, file: str | None) -> Iterator[None]:
         except InspectorError:
             raise
         except (Exception, SystemExit, KeyboardInterrupt) as err:  # user code may raise anything
-            raise UserCodeError(f"source {spec!r} failed: {_where(err, file)}; fix the model code "
+            fix = "fix the model code"
+            if file is not None and not _in_file(err, file):  # e.g. example inputs the call does not take
+                fix = ("it did not stop in your file: check the example inputs the factory returns "
+                       "(module, args, kwargs) against the model's __call__")
+            raise UserCodeError(f"source {spec!r} failed: {_where(err, file)}; {fix} "
                                 "(the command line's --traceback shows the whole traceback)") from err
         finally:
             if output.dropped:
                 print(f"[{output.dropped:,} more characters printed by {spec!r} not shown]", file=sys.stderr)
+
+
+def _in_file(err: BaseException, file: str) -> bool:
+    """Whether any frame of the error's traceback ran the user's code: the file or a module beside it."""
+    if isinstance(err, SyntaxError):
+        return True
+    folder = Path(file).resolve().parent
+    return any(Path(f.filename).resolve().parent == folder for f in traceback.extract_tb(err.__traceback__))
 
 
 def _where(err: BaseException, file: str | None) -> str:

@@ -291,3 +291,10 @@ def test_sample_writer_refuses_a_non_empty_directory(tmp_path):
     with pytest.raises(SystemExit, match="not empty.*--force"):
         sample_ckpt.main([str(tmp_path)])
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_an_nnx_state_checkpoint_says_why_its_kinds_are_unknown(tmp_path, capsys):
+    directory = sample_ckpt.write_standard(tmp_path / "nnx", nnx.state(nnx.Linear(2, 3, rngs=nnx.Rngs(0))))
+    assert main(["show", str(directory)]) == 0
+    err = capsys.readouterr().err
+    assert "2 of 2 variables have no kind: an Orbax checkpoint of an NNX state stores no Variable classes" in err

@@ -125,3 +125,20 @@ def test_user_variable_types_are_known(write_model):
 def test_module_spec_imports_normally():
     src = load_source("sample_models.block_nnx:example")
     assert any(r.name == "block/linear/kernel" for r in src.records)
+
+
+def test_example_inputs_the_model_does_not_take_are_blamed_not_the_model(write_model, cli):
+    path = write_model("""
+        import jax.numpy as jnp
+        import flax.linen as nn
+        class M(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+                return nn.Dense(3)(x)
+        def make_model():
+            return M(), (jnp.ones((2, 4)), jnp.ones(3)), {}
+    """)
+    code, _, err = cli("show", f"{path}:make_model")
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error:") and "takes 2 positional arguments but 3 were given" in last
+    assert "check the example inputs the factory returns (module, args, kwargs)" in last

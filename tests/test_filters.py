@@ -125,6 +125,7 @@ def test_a_quoted_type_name_gets_a_note():
 
 
 REFUSED = {
+    "dangling-operator": ("nnx.Param &", r"^not a filter expression: invalid syntax, nothing after '&' \(column 11\)$"),
     "misspelled": ("Parm", r"^Unknown name 'Parm'\. Did you mean 'Param'\? \(column 1\)$"),
     "misspelled-qualified": ("nnx.BatchStats", r"Unknown name 'nnx.BatchStats'\. Did you mean 'nnx.BatchStat'\?"),
     "misspelled-column": ("Param | Cahce", r"Unknown name 'Cahce'\. Did you mean 'Cache'\? \(column 9\)"),
