@@ -23,7 +23,7 @@ import flax.errors
 import jax
 from flax import nnx
 
-from inspector.align.dataflow import evidence_of
+from inspector.align.dataflow import Evidence, evidence_of
 from inspector.align.layouts import Ambiguity
 from inspector.align.structure import Structure, structure_of
 from inspector.diffing import DiffEntry, Status, Tolerance, compare_values, diff_trees
@@ -101,18 +101,38 @@ def _suspect_json(entry: DiffEntry) -> dict[str, Any]:
 
 
 MAX_SUSPECTS = 5
+NO_SUSPECTS = ("no pair could have been swapped or transposed unnoticed (names agree, or both forward passes "
+               "place it, or no other array has its shape): the outputs differ because of the computation — an "
+               "activation, the order of operations, a constant — not the pairing")
+
+
+def cleared(evidence: Any) -> bool:
+    """A pair beyond suspicion: the names agree, or both forward passes place it (the weights then
+    move by order of use, so a swap in the port's code would be followed, and the contraction axes
+    would have shown a transpose)."""
+    return isinstance(evidence, Evidence) and (evidence.names == "agree" or (
+        evidence.dataflow is not None and evidence.dataflow_left is not None))
 
 
 def suspects(entries: Sequence[DiffEntry]) -> tuple[DiffEntry, ...]:
     """Up to five moved pairs with the weakest evidence: where a wrong pairing most likely hides.
 
-    Only pairs that had a same-shape alternative can be swapped, so those come first. A pair a
-    rule decided or the alignment called ambiguous counts as having no forward-pass evidence.
+    Only a pair that had a same-shape alternative can be swapped, and only an array with two equal
+    dimensions can be transposed unnoticed: other pairs are no suspects, nor are ``cleared`` ones.
+    A pair a rule decided or the alignment called ambiguous counts as having no forward-pass
+    evidence. None left: the pairing is not the cause.
     """
     moved = [e for e in entries if e.left is not None and e.right is not None and not e.right.is_rng]
     shapes: dict[tuple, int] = {}
     for e in moved:
         shapes[(e.right.type, e.right.shape)] = shapes.get((e.right.type, e.right.shape), 0) + 1
+
+    def suspect(e: DiffEntry) -> bool:
+        shape = e.right.shape
+        swappable = shapes[(e.right.type, shape)] > 1
+        transposable = len(shape) >= 2 and len(set(shape)) < len(shape)
+        return (swappable or transposable) and not cleared(e.evidence)
+    moved = [e for e in moved if suspect(e)]
 
     def weakness(item: tuple[int, DiffEntry]) -> tuple:
         i, e = item
@@ -298,5 +318,7 @@ def check_port(linen: LinenExample, variables: Mapping[str, Any], model: nnx.Mod
                    "every combination); each was moved as it is — pair them with rules",)
     elif ambiguous and len(good) > 1:
         settled = (f"not settled: {len(good)} of {len(choices)} layout choices give equal outputs on these inputs",)
-    weak = suspects(entries) if not all(o.allclose for o in outputs) else ()
-    return PortReport(len(moves), (), tuple(outputs), tolerance, tuple(entries), settled, weak), state
+    differ = not all(o.allclose for o in outputs)
+    weak = suspects(entries) if differ else ()
+    notes = (NO_SUSPECTS,) if differ and not weak else ()
+    return PortReport(len(moves), (), tuple(outputs), tolerance, tuple(entries), settled, weak, notes), state

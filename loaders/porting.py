@@ -58,7 +58,7 @@ def port_sources(linen: LoadedSource, target: LoadedSource, *, rules: Rules | No
     with user_code(f"{linen.spec} ↔ {target.spec}", None):
         report, state = check_port(linen.example, linen.variables, target.model, example, forced_pairs=forced,
                                    tolerance=tolerance, casts=rules.dtype if rules else None, **structures)
-    return dataclasses.replace(report, notes=notes), state
+    return dataclasses.replace(report, notes=notes + report.notes), state
 
 
 def train_sources(linen: LoadedSource, target: LoadedSource, report: PortReport, state: nnx.State | None, *,
