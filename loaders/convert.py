@@ -67,12 +67,17 @@ def plan_sources(source: LoadedSource, target: LoadedSource, *, rules: Rules | N
     if source.form == "nnx":
         raise ConvertError(f"source {source.spec!r} is an NNX model: convert takes Linen weights (a Linen "
                            "factory or sample, an Orbax checkpoint of Linen variables or a TrainState, a weight file)")
+    from loaders.trace import traced_structures
+
     weights, skipped = split_source(source.records)
     right = list(target.model_records())
     forced, notes = forced_pairs(rules, weights, right) if rules else ([], [])
-    entries = diff_trees(weights, right, left_structure=source.structure,
-                         right_structure=target.structure or structure_of(target.model),
+    # Paired as ``diff`` pairs them: by the forward pass where there is one (see ``diffing``).
+    left_structure, right_structure, trace_notes = traced_structures(source, target)
+    entries = diff_trees(weights, right, left_structure=left_structure,
+                         right_structure=right_structure if right_structure.order else structure_of(target.model),
                          forced=forced, rng_one_sided=True, sharding_one_sided=False)
+    notes = [*notes, *trace_notes]
     plan = plan_conversion(entries, not_converted=skipped,
                            allow_missing=compile_regex(allow_missing, "--allow-missing"),
                            allow_unused=compile_regex(allow_unused, "--allow-unused"), dtype=dtype)

@@ -155,3 +155,20 @@ def test_role_of_a_name(name, expected):
     from inspector.align.naming import role
 
     assert role(name) == expected
+
+
+def test_convert_pairs_by_the_forward_pass_like_diff(cli, tmp_path):
+    """An NNX port declaring its layers backwards: converted by order of use, not of declaration."""
+    from tests.models import dataflow_ports
+
+    out_dir = tmp_path / "nnx"
+    code, out, err = cli("convert", "tests/models/dataflow_ports.py:compact_mlp",
+                         "tests/models/dataflow_ports.py:backwards_mlp", "--out", str(out_dir), "--format", "json")
+    assert code == 0, err
+    assert {m["left"]: m["right"] for m in json.loads(out)["mapped"]}["params/Dense_0/kernel"] == "encoder/kernel"
+    graphdef, abstract = nnx.split(nnx.eval_shape(dataflow_ports.backwards_mlp))
+    model = nnx.merge(graphdef, ocp.StandardCheckpointer().restore(out_dir, abstract))
+    module, args, _ = dataflow_ports.compact_mlp()
+    variables = module.init(jax.random.key(0), *args)
+    expected = np.asarray(module.apply(variables, *args))
+    assert float(np.max(np.abs(np.asarray(model(*args)) - expected))) <= 1e-5
