@@ -326,7 +326,12 @@ def cmd_port(args: argparse.Namespace) -> int:
         trained = train_sources(linen, target, report, state, tolerance=tolerance, loss=args.loss or "mean_square",
                                 steps=args.steps or 1, lr=args.lr if args.lr is not None else 1e-2,
                                 train_args=train_args)
-    written = write_state(args.out, state, force=args.force) if args.out and state is not None else None
+    written = None
+    if args.out and state is not None and report.ok:
+        written = write_state(args.out, state, force=args.force)
+    elif args.out:
+        print(f"note: nothing written to {args.out}: the outputs differ, or the conversion was refused",
+              file=sys.stderr)
     result = PortResult(linen.spec, target.spec, report, str(written) if written else None, trained,
                         train_asked=args.train)
     if args.format == "json":

@@ -111,7 +111,7 @@ def file_order(weights: WeightFile) -> Structure:
         collections.setdefault(record.collection or "", []).append(record)
     if all(_is_sorted(rs) for rs in collections.values()):
         return EMPTY
-    return Structure(order={(r.collection or "", r.path): i for i, r in enumerate(ordered)})
+    return Structure(order={(r.collection or "", r.path): i for i, r in enumerate(ordered)}, order_kind="use")
 
 
 def _is_sorted(records: list[VariableRecord]) -> bool:

@@ -50,7 +50,7 @@ def test_without_the_trace_these_ports_differ_and_the_report_names_suspects(line
     report, _ = port_sources(load_source(f"{PORTS}:{linen}"), load_source(f"{PORTS}:{port}"), trace=False)
     assert not report.ok and not report.refused
     assert 0 < len(report.suspects) <= 5
-    assert report.to_json()["suspects"][0]["evidence"]["dataflow"] is None
+    assert report.to_json()["suspects"][0]["evidence"].get("dataflow") is None  # or a position-only guess
 
 
 def test_evidence_says_names_dataflow_and_contraction(cli):

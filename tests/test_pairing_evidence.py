@@ -172,3 +172,43 @@ def test_convert_pairs_by_the_forward_pass_like_diff(cli, tmp_path):
     variables = module.init(jax.random.key(0), *args)
     expected = np.asarray(module.apply(variables, *args))
     assert float(np.max(np.abs(np.asarray(model(*args)) - expected))) <= 1e-5
+
+
+def test_sorted_layer_like_names_are_no_order_of_use(cli, tmp_path):
+    """``dense1, dense2, dense3`` from an Orbax checkpoint, called 1 → 3 → 2: sorted names say nothing."""
+    variables = linen_variables("linen_numbered")
+    source = tmp_path / "linen"
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(source, variables)
+    out_dir = tmp_path / "nnx"
+    code, out, _ = cli("convert", str(source), f"{PORTS}:nnx_lettered", "--out", str(out_dir), "--format", "json")
+    report = json.loads(out)
+    assert code == 1 and not out_dir.exists()
+    guessed = {r["left"].split("/")[1] for r in report["refused"] if r["status"] == "ambiguous"}
+    assert guessed == {"dense1", "dense2", "dense3"}
+    # The way out the refusal names: the port check on the live Linen model writes what it proves.
+    code, _, err = cli("port", f"{PORTS}:linen_numbered", f"{PORTS}:nnx_lettered", "--weights", str(source),
+                       "--out", str(out_dir))
+    assert code == 0, err
+    got = restore_and_run(out_dir, "nnx_lettered")
+    assert float(np.max(np.abs(got - linen_output("linen_numbered", variables)))) <= 1e-5
+
+
+def test_a_declaration_order_is_no_order_of_use(cli, tmp_path):
+    """An NNX factory without inputs is not traced: its declaration order cannot pair it with a file."""
+    from tests.models import dataflow_ports
+
+    module, args, _ = dataflow_ports.compact_mlp()
+    weights = tmp_path / "mlp.msgpack"
+    weights.write_bytes(serialization.to_bytes(module.init(jax.random.key(0), *args)))
+    target = "tests/models/dataflow_ports.py:backwards_mlp"  # head, hidden, encoder; applied the other way
+    code, out, _ = cli("convert", str(weights), target, "--out", str(tmp_path / "nnx"), "--format", "json")
+    reasons = {r["reason"] for r in json.loads(out)["refused"]}
+    assert code == 1 and reasons and all("the right side is in declaration order" in r for r in reasons)
+
+
+def test_port_out_writes_only_what_it_proved(cli, tmp_path):
+    out_dir = tmp_path / "nnx"
+    code, _, err = cli("port", "tests/models/port_cases.py:linen", "tests/models/port_cases.py:wrong_activation",
+                       "--out", str(out_dir))
+    assert code == 1 and not out_dir.exists() and "nothing written" in err

@@ -297,7 +297,8 @@ def with_dataflow(structure: Structure, flow: Dataflow | None) -> Structure:
             last = use.index
         ranked.append(((last, use is None, rank), key))
     ranked.sort()
-    return dataclasses.replace(structure, order={key: i for i, (_, key) in enumerate(ranked)}, flow=flow)
+    return dataclasses.replace(structure, order={key: i for i, (_, key) in enumerate(ranked)}, flow=flow,
+                               order_kind="use")
 
 
 def transpose_between(left: Use | None, right: Use | None) -> tuple[int, ...] | None:

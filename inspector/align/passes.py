@@ -16,11 +16,14 @@ Linen collections disappear into kinds (``batch_stats/bn/mean`` sits beside ``pa
 at ``bn``), and a collection level inside optimizer state (``mu/params/...``) is looked through.
 Rules (``inspector.align.rules``) pair variables before any of this runs.
 
-Pass 4 leans on order. A side without a creation order (a checkpoint or weight file: its names
-sorted) has no order worth trusting there, so a pair that pass 4 makes by position among several
-candidates — same-content siblings, or a run replaced position by position — is only a guess. It
-is still made (the shapes are worth seeing side by side), and reported through ``guesses``: one
-line per pair saying why, which the diff shows as ``info`` and the converter refuses.
+Passes 2 and 4 lean on order, and two orders agree only when they are of one kind: the order of
+use (a Linen model creates each submodule's variables at its first call; the forward pass orders
+by first use; a Linen auto-name ``Dense_3`` carries it), or the order of declaration (an NNX
+model's attributes, when it was not traced). Sorted names (a checkpoint) are no order at all. A
+pair these passes make by position among several same-content candidates, between orders of
+different kinds or without one, is only a guess. It is still made (the shapes are worth seeing
+side by side), and reported through ``guesses``: one line per pair saying why, which the diff
+shows as ``info`` and the converter refuses.
 
 >>> from inspector.records import VariableRecord as V
 >>> l = [V(("Block_0", "Dense_0", "kernel"), "Param", (4, 2), "float32", 8, 32, "params")]
@@ -38,7 +41,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from inspector.align.naming import INDEXED, class_key, natural_key, norm, role, stem
+from inspector.align.naming import AUTO_NAME, INDEXED, class_key, natural_key, norm, role, stem
 from inspector.align.structure import EMPTY, Structure
 from inspector.kinds import canonical_kind, kind_of_collection, same_kind
 from inspector.records import PathKey, VariableRecord
@@ -64,6 +67,7 @@ class _Node:
     rank: float
     cls: str | None = None
     ordered: bool = True  # rank from the model's creation order, not from sorted names
+    order_kind: str | None = None  # what the rank means: ``Structure.order_kind``, None when sorted names
     children: dict[PathKey, _Node] = dataclasses.field(default_factory=dict)
     leaves: list[tuple[float, VariableRecord]] = dataclasses.field(default_factory=list)
     _sig: tuple | None = None
@@ -126,7 +130,7 @@ def _build(records: Sequence[VariableRecord], structure: Structure) -> _Node:
             child = node.children.get(key)
             if child is None:
                 child = _Node(name=key, rank=rank, cls=structure.classes.get(record.path[:depth + 1]),
-                              ordered=ordered)
+                              ordered=ordered, order_kind=structure.order_kind if ordered else None)
                 node.children[key] = child
             elif rank < child.rank:
                 child.rank = rank
@@ -260,7 +264,7 @@ def _match_children(left: list[_Node], right: list[_Node],
     for matcher in (_by_name, _by_role, _by_container, _by_class, _by_stem):
         if not left or not right:
             break
-        found, left, right = matcher(left, right)
+        found, left, right = matcher(left, right, guessed) if matcher is _by_class else matcher(left, right)
         pairs.extend(found)
     if left and right:
         found, left, right = _by_place(pairs, left, right, guessed)
@@ -377,7 +381,7 @@ def _pair_unique(left: list[_Node], right: list[_Node], key: Callable[[_Node], s
     return pairs, lrest, [n for n in right if id(n) not in used]
 
 
-def _by_class(left: list[_Node], right: list[_Node]) -> Split:
+def _by_class(left: list[_Node], right: list[_Node], guessed: dict[tuple[int, int], str]) -> Split:
     """Modules of the same class, in creation order; unequal counts are aligned by content."""
     lgroups = _groups(left, _class_key)
     rgroups = _groups(right, _class_key)
@@ -392,6 +396,7 @@ def _by_class(left: list[_Node], right: list[_Node]) -> Split:
         lrest = [n for n in lnodes if id(n) not in paired]
         rrest = [n for n in rnodes if id(n) not in paired]
         found += list(zip(lrest, rrest)) if len(lrest) == len(rrest) else _sequence_pairs(lrest, rrest)
+        guessed.update(_guesses(found, lnodes, rnodes))
         pairs.extend(found)
         used.update(id(n) for pair in found for n in pair)
     return pairs, [n for n in left if id(n) not in used], [n for n in right if id(n) not in used]
@@ -417,8 +422,7 @@ def _by_place(anchors: list[tuple[_Node, _Node]], left: list[_Node], right: list
 
     Without a creation order on a side, position means sorted names: a pair is then a guess
     (noted in ``guessed``) unless content alone makes it (the only one of its kind on each side)."""
-    unordered = [n for n in left + right if not n.ordered]
-    if unordered or not all(n.ordered for pair in anchors for n in pair):
+    if not all(n.ordered for n in left + right) or not all(n.ordered for pair in anchors for n in pair):
         anchors = []  # sorted names (a checkpoint) say nothing about places: one gap
     lgaps = _gaps(anchors, left, side=0)
     rgaps = _gaps(anchors, right, side=1)
@@ -426,8 +430,7 @@ def _by_place(anchors: list[tuple[_Node, _Node]], left: list[_Node], right: list
     for gap, lnodes in lgaps.items():
         if gap in rgaps:
             pairs = _sequence_pairs(lnodes, rgaps[gap])
-            if unordered:
-                guessed.update(_guesses(pairs, lnodes, rgaps[gap]))
+            guessed.update(_guesses(pairs, lnodes, rgaps[gap]))
             found.extend(pairs)
     used = {id(n) for pair in found for n in pair}
     return found, [n for n in left if id(n) not in used], [n for n in right if id(n) not in used]
@@ -435,10 +438,14 @@ def _by_place(anchors: list[tuple[_Node, _Node]], left: list[_Node], right: list
 
 def _guesses(pairs: list[tuple[_Node, _Node]], left: list[_Node],
              right: list[_Node]) -> dict[tuple[int, int], str]:
-    """The pairs among ``pairs`` that position alone decided, each with the reason in words."""
+    """The pairs among ``pairs`` that position alone decided, between orders that do not compare
+    (see the module docstring), each with the reason in words."""
     left, right = [n for n in left if n.signature()], [n for n in right if n.signature()]
     if len(left) <= 1 and len(right) <= 1:
         return {}
+    lkinds, rkinds = {_order_kind(n) for n in left}, {_order_kind(n) for n in right}
+    if len(lkinds) == 1 and lkinds == rkinds and None not in lkinds:
+        return {}  # one kind of order on both sides: position is evidence
     lsigs = [n.signature() for n in left]
     rsigs = [n.signature() for n in right]
     out = {}
@@ -447,13 +454,25 @@ def _guesses(pairs: list[tuple[_Node, _Node]], left: list[_Node],
         if sig == b.signature() and lsigs.count(sig) == 1 and rsigs.count(sig) == 1:
             continue  # the only module holding these variables on either side
         rivals = [str(n.name) for n in right if n is not b and n.signature() == b.signature()]
-        sides = [side for side, node in (("left", a), ("right", b)) if not node.ordered]
-        where = f"the {sides[0]} side keeps" if len(sides) == 1 else "neither side keeps"
         also = f"; {a.name} could as well be {' or '.join(rivals)}" if rivals else ""
-        out[(id(a), id(b))] = (f"ambiguous pairing: {a.name} ↔ {b.name} by position only ({where} no creation "
-                               f"order){also}. Check it with `port LINEN NNX --weights SOURCE`, or pin it with "
-                               "rules (`diff LINEN NNX --write-rules FILE` on the live models writes them)")
+        why = "; ".join(_ORDER_WORDS[k].format(side=side) for side, k in (("left", _order_kind(a)),
+                                                                         ("right", _order_kind(b))) if k != "use")
+        out[(id(a), id(b))] = (f"ambiguous pairing: {a.name} ↔ {b.name} by position only ({why}){also}. Prove it "
+                               "with `port LINEN NNX --weights SOURCE` (`--out DIR` writes the checkpoint it "
+                               "proves), or pin it with rules (`diff LINEN NNX --write-rules FILE`)")
     return out
+
+
+_ORDER_WORDS = {None: "the {side} side keeps no creation order",
+                "declaration": "the {side} side is in declaration order: no forward pass — give its factory "
+                               "example inputs"}
+
+
+def _order_kind(node: _Node) -> str | None:
+    """What the node's rank means; a Linen auto-name (``Dense_3``) carries its order of use."""
+    if node.order_kind is None and isinstance(node.name, str) and AUTO_NAME.match(node.name):
+        return "use"
+    return node.order_kind
 
 
 def _gaps(anchors: list[tuple[_Node, _Node]], rest: list[_Node], side: int) -> dict[int, list[_Node]]:

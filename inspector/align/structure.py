@@ -35,6 +35,10 @@ class Structure:
     classes: Mapping[Path, str] = dataclasses.field(default_factory=dict)
     # First uses in the forward pass (``inspector.align.dataflow.Dataflow``), when it was traced.
     flow: Any = None
+    # What ``order`` is: ``use`` (a Linen model creates its variables when a submodule is first
+    # called, the forward pass orders by first use), ``declaration`` (an NNX model's attributes, not
+    # traced), or None (no order). Two orders of different kinds say nothing about each other.
+    order_kind: str | None = None
 
     def rank(self, collection: str | None, path: Path) -> int | None:
         """Creation rank of a variable, or of its nearest listed ancestor (tuple intermediates)."""
@@ -60,7 +64,8 @@ def structure_of(obj: Any, captured: Any = None) -> Structure:
         _walk_dict(obj, order)
     if isinstance(captured, nnx.State):
         _walk_state(captured, (), order)
-    return Structure(order={key: i for i, key in enumerate(order)}, classes=classes)
+    kind = ("declaration" if isinstance(obj, nnx.Pytree) else "use") if order else None
+    return Structure(order={key: i for i, key in enumerate(order)}, classes=classes, order_kind=kind)
 
 
 def _walk_nnx(node: Any, prefix: Path, order: list, classes: dict, seen: set[int]) -> None:

@@ -121,3 +121,32 @@ def linen_mlp():
 
 def torch_mlp():
     return TorchMLP(rngs=nnx.Rngs(0)), (X,), {}
+
+
+# -- layer-like names whose sorted order is not the order of use --------------------------------
+class LinenNumbered(nn.Module):
+    def setup(self):
+        self.dense1 = nn.Dense(D)
+        self.dense2 = nn.Dense(D)
+        self.dense3 = nn.Dense(D)
+
+    def __call__(self, x):  # dense3 runs before dense2
+        return self.dense2(nn.relu(self.dense3(nn.relu(self.dense1(x)))))
+
+
+class NNXLettered(nnx.Module):
+    def __init__(self, *, rngs):
+        self.fc_a = nnx.Linear(D, D, rngs=rngs)
+        self.fc_b = nnx.Linear(D, D, rngs=rngs)
+        self.fc_c = nnx.Linear(D, D, rngs=rngs)
+
+    def __call__(self, x):
+        return self.fc_c(nnx.relu(self.fc_b(nnx.relu(self.fc_a(x)))))
+
+
+def linen_numbered():
+    return LinenNumbered(), (X,), {}
+
+
+def nnx_lettered():
+    return NNXLettered(rngs=nnx.Rngs(0)), (X,), {}
