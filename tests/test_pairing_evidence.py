@@ -212,3 +212,24 @@ def test_port_out_writes_only_what_it_proved(cli, tmp_path):
     code, _, err = cli("port", "tests/models/port_cases.py:linen", "tests/models/port_cases.py:wrong_activation",
                        "--out", str(out_dir))
     assert code == 1 and not out_dir.exists() and "nothing written" in err
+
+
+def test_sorted_names_pair_by_content_not_by_a_sequence():
+    """Two LayerNorms beside two Dense of unique shapes, from a sorted file: the Dense pair for sure,
+    the LayerNorms only as a guess — never as orphans on both sides."""
+    from inspector.align import Guess
+    from inspector.diffing import diff_trees
+    from inspector.records import VariableRecord as V
+
+    def rec(path, shape, collection=None):
+        return V(tuple(path.split("/")), "Param", shape, "float32", int(np.prod(shape)), 4 * int(np.prod(shape)),
+                 collection)
+
+    left = [rec(p, s, "params") for p, s in (("fc1/kernel", (16, 64)), ("fc2/kernel", (64, 16)),
+                                              ("ln1/scale", (16,)), ("ln2/scale", (16,)))]
+    right = [rec(p, s) for p, s in (("norm1/scale", (16,)), ("norm2/scale", (16,)),
+                                    ("linear1/kernel", (16, 64)), ("linear2/kernel", (64, 16)))]
+    entries = {e.left.name: e for e in diff_trees(left, right) if e.left is not None}
+    assert all(e.right is not None for e in entries.values())
+    assert entries["fc1/kernel"].right.name == "linear1/kernel" and entries["fc1/kernel"].evidence is None
+    assert isinstance(entries["ln1/scale"].evidence, Guess) and isinstance(entries["ln2/scale"].evidence, Guess)

@@ -374,8 +374,8 @@ def with_evidence(entry: Any, left: Dataflow | None, right: Dataflow | None) -> 
                         f"(first use #{evidence.dataflow})")
         else:
             other = "left" if traced == ["right"] else "right"
-            info.append(f"names differ ({a.path[-2]} ≠ {b.path[-2]}): paired by position; only the {traced[0]} side "
-                        f"was traced (first use #{evidence.dataflow}), the {other} side has no forward pass")
+            info.append(f"names differ ({a.path[-2]} ≠ {b.path[-2]}); only the {traced[0]} side was traced "
+                        f"(first use #{evidence.dataflow}), the {other} side has no forward pass")
     if info != list(entry.info):
         changes["info"] = tuple(info)
     return dataclasses.replace(entry, **changes)

@@ -422,14 +422,16 @@ def _by_place(anchors: list[tuple[_Node, _Node]], left: list[_Node], right: list
 
     Without a creation order on a side, position means sorted names: a pair is then a guess
     (noted in ``guessed``) unless content alone makes it (the only one of its kind on each side)."""
-    if not all(n.ordered for n in left + right) or not all(n.ordered for pair in anchors for n in pair):
+    unordered = not all(n.ordered for n in left + right)
+    if unordered or not all(n.ordered for pair in anchors for n in pair):
         anchors = []  # sorted names (a checkpoint) say nothing about places: one gap
     lgaps = _gaps(anchors, left, side=0)
     rgaps = _gaps(anchors, right, side=1)
     found: list[tuple[_Node, _Node]] = []
     for gap, lnodes in lgaps.items():
         if gap in rgaps:
-            pairs = _sequence_pairs(lnodes, rgaps[gap])
+            # Sorted names make no sequence to line up: pair by content, and a last one of each by place.
+            pairs = _content_pairs(lnodes, rgaps[gap]) if unordered else _sequence_pairs(lnodes, rgaps[gap])
             guessed.update(_guesses(pairs, lnodes, rgaps[gap]))
             found.extend(pairs)
     used = {id(n) for pair in found for n in pair}
@@ -484,6 +486,16 @@ def _gaps(anchors: list[tuple[_Node, _Node]], rest: list[_Node], side: int) -> d
         at = bisect.bisect_left(ranks, node.rank) - 1
         gaps.setdefault(marks[at][1] if at >= 0 else -1, []).append(node)
     return gaps
+
+
+def _content_pairs(left: list[_Node], right: list[_Node]) -> list[tuple[_Node, _Node]]:
+    """Same content first (in rank order); then, if one module is left on each side, the two."""
+    left, right = [n for n in left if n.signature()], [n for n in right if n.signature()]
+    pairs = _pair_same_content(left, right)
+    paired = {id(n) for pair in pairs for n in pair}
+    lrest = [n for n in left if id(n) not in paired]
+    rrest = [n for n in right if id(n) not in paired]
+    return pairs + ([(lrest[0], rrest[0])] if len(lrest) == len(rrest) == 1 else [])
 
 
 def _sequence_pairs(left: list[_Node], right: list[_Node]) -> list[tuple[_Node, _Node]]:
