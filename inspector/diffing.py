@@ -130,7 +130,7 @@ def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], 
                rng_one_sided: bool = True, sharding_one_sided: bool = True,
                values: tuple[ValueGetter, ValueGetter] | None = None,
                tolerance: Tolerance = Tolerance(), axis_rules: AxisRules | None = None,
-               casts: Mapping[str, str] | None = None) -> list[DiffEntry]:
+               casts: Mapping[str, str] | None = None, strict_orders: bool = False) -> list[DiffEntry]:
     """Align two record lists and give every pair its status.
 
     ``rng_one_sided``: RNG state present on one side only is ``rng_only`` (Linen keeps none); pass
@@ -143,12 +143,16 @@ def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], 
     are compared; without them, two trees that share no sharding name compare none (``info``).
     ``values``: two functions reading a record's array; when given, paired variables of equal
     shape are compared numerically.
+    ``strict_orders``: also count as guesses the pairs that a Linen order of use and an untraced
+    NNX declaration order decided (``inspector.align.passes.Guess``); the converter asks for it.
     """
     ruled = {(id(f.left), id(f.right)): f for f in forced if isinstance(f, Link)}
     plain = [(f.left, f.right) if isinstance(f, Link) else tuple(f) for f in forced]
-    guesses: dict[tuple[int, int], str] = {}
+    guesses: dict[tuple[int, int], Guess] = {}
     pairs = align(left, right, left_structure=left_structure, right_structure=right_structure,
                   forced=plain, taken=[p for f in ruled.values() for p in f.left_parts], guesses=guesses)
+    if not strict_orders:
+        guesses = {k: g for k, g in guesses.items() if not g.kinds_only}
     lnames, rnames = sharding_names(left), sharding_names(right)
     sharding = dict(one_sided=sharding_one_sided, axis_rules=axis_rules,
                     names_comparable=not (lnames and rnames and lnames.isdisjoint(rnames)))
@@ -164,12 +168,12 @@ def diff_trees(left: Sequence[VariableRecord], right: Sequence[VariableRecord], 
     return entries
 
 
-def _with_guess(link: Link, reason: str | None) -> Link:
+def _with_guess(link: Link, guess: Guess | None) -> Link:
     """A pair that position alone decided: said in ``info``; its values are not compared (a value
     difference between two wrongly paired arrays would read as a broken port)."""
-    if reason is None:
+    if guess is None:
         return link
-    return dataclasses.replace(link, evidence=Guess(reason), info=link.info + (reason,))
+    return dataclasses.replace(link, evidence=guess, info=link.info + (guess.reason,))
 
 
 def _with_dataflow(entry: DiffEntry, left: Any, right: Any) -> DiffEntry:

@@ -76,7 +76,7 @@ def plan_sources(source: LoadedSource, target: LoadedSource, *, rules: Rules | N
     left_structure, right_structure, trace_notes = traced_structures(source, target)
     entries = diff_trees(weights, right, left_structure=left_structure,
                          right_structure=right_structure if right_structure.order else structure_of(target.model),
-                         forced=forced, rng_one_sided=True, sharding_one_sided=False)
+                         forced=forced, rng_one_sided=True, sharding_one_sided=False, strict_orders=True)
     notes = [*notes, *trace_notes]
     plan = plan_conversion(entries, not_converted=skipped,
                            allow_missing=compile_regex(allow_missing, "--allow-missing"),

@@ -35,6 +35,7 @@ shows as ``info`` and the converter refuses.
 from __future__ import annotations
 
 import bisect
+import collections
 import dataclasses
 import difflib
 import math
@@ -51,9 +52,15 @@ Pair = tuple[VariableRecord | None, VariableRecord | None]
 
 @dataclasses.dataclass(frozen=True)
 class Guess:
-    """Why a pair is only a guess: position decided it where a side keeps no creation order."""
+    """Why a pair is only a guess: position decided it, and the orders do not compare.
+
+    ``kinds_only``: both sides have an order, one of use and one of declaration (an NNX model not
+    traced). They usually agree — people declare layers in the order they call them — so ``diff``
+    lets such a pair stand (as it always has) and only ``convert``, which writes it, refuses it.
+    """
 
     reason: str
+    kinds_only: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"pairing": "position only", "reason": self.reason}
@@ -93,19 +100,19 @@ def align(left: Sequence[VariableRecord], right: Sequence[VariableRecord], *,
           left_structure: Structure = EMPTY, right_structure: Structure = EMPTY,
           forced: Sequence[tuple[VariableRecord, VariableRecord]] = (),
           taken: Sequence[VariableRecord] = (),
-          guesses: dict[tuple[int, int], str] | None = None) -> list[Pair]:
+          guesses: dict[tuple[int, int], Guess] | None = None) -> list[Pair]:
     """Pair every variable of ``left`` with one of ``right`` or with nothing.
 
     ``forced`` pairs (from a rules file) are kept as given and taken out before aligning the rest;
     ``taken`` left variables (more parts of a forced concat) are taken out without a pair.
-    ``guesses``, when given, receives ``(id(left), id(right)) → why`` for every pair decided by
-    position alone where a side keeps no creation order (see the module docstring).
+    ``guesses``, when given, receives ``(id(left), id(right)) → Guess`` for every pair decided by
+    position alone between orders that do not compare (see the module docstring).
     """
     taken_l = {id(a) for a, _ in forced} | {id(r) for r in taken}
     taken_r = {id(b) for _, b in forced}
     pairs: list[Pair] = list(forced)
 
-    def emit(pair: Pair, guess: str | None = None) -> None:
+    def emit(pair: Pair, guess: Guess | None = None) -> None:
         pairs.append(pair)
         if guess is not None and guesses is not None and pair[0] is not None and pair[1] is not None:
             guesses[(id(pair[0]), id(pair[1]))] = guess
@@ -139,11 +146,11 @@ def _build(records: Sequence[VariableRecord], structure: Structure) -> _Node:
     return root
 
 
-def _align_nodes(left: _Node, right: _Node, emit: Callable[..., None], guess: str | None = None) -> None:
+def _align_nodes(left: _Node, right: _Node, emit: Callable[..., None], guess: Guess | None = None) -> None:
     if guess is not None:  # everything paired below a guessed module pair is a guess too
         outer = emit
 
-        def emit(pair: Pair, _: str | None = None) -> None:
+        def emit(pair: Pair, _: Guess | None = None) -> None:
             outer(pair, guess)
     _look_through_collections(left, right)
     _look_through_collections(right, left)
@@ -156,7 +163,7 @@ def _align_nodes(left: _Node, right: _Node, emit: Callable[..., None], guess: st
         _emit_rng_siblings(left, inner, emit, side=0)
         return _align_nodes(inner, right, emit)
     _match_leaves(left, right, emit)
-    guessed: dict[tuple[int, int], str] = {}
+    guessed: dict[tuple[int, int], Guess] = {}
     for a, b in _match_children(_ordered(left), _ordered(right), guessed):
         if a is not None and b is not None:
             _align_nodes(a, b, emit, guessed.get((id(a), id(b))))
@@ -258,7 +265,7 @@ def _by_kind(items: list[tuple[float, VariableRecord]]) -> dict[str, list[tuple[
 
 
 def _match_children(left: list[_Node], right: list[_Node],
-                    guessed: dict[tuple[int, int], str]) -> list[tuple[_Node | None, _Node | None]]:
+                    guessed: dict[tuple[int, int], Guess]) -> list[tuple[_Node | None, _Node | None]]:
     pairs: list[tuple[_Node | None, _Node | None]] = []
     left, right = _group_indexed(left, right), _group_indexed(right, left)
     for matcher in (_by_name, _by_role, _by_container, _by_class, _by_stem):
@@ -381,7 +388,7 @@ def _pair_unique(left: list[_Node], right: list[_Node], key: Callable[[_Node], s
     return pairs, lrest, [n for n in right if id(n) not in used]
 
 
-def _by_class(left: list[_Node], right: list[_Node], guessed: dict[tuple[int, int], str]) -> Split:
+def _by_class(left: list[_Node], right: list[_Node], guessed: dict[tuple[int, int], Guess]) -> Split:
     """Modules of the same class, in creation order; unequal counts are aligned by content."""
     lgroups = _groups(left, _class_key)
     rgroups = _groups(right, _class_key)
@@ -416,7 +423,7 @@ def _pair_same_content(left: list[_Node], right: list[_Node]) -> list[tuple[_Nod
 
 
 def _by_place(anchors: list[tuple[_Node, _Node]], left: list[_Node], right: list[_Node],
-              guessed: dict[tuple[int, int], str]) -> Split:
+              guessed: dict[tuple[int, int], Guess]) -> Split:
     """What is left, paired only within the same place: the same gap between modules already paired
     (by the pair that precedes them on each side), then by content and position inside the gap.
 
@@ -439,7 +446,7 @@ def _by_place(anchors: list[tuple[_Node, _Node]], left: list[_Node], right: list
 
 
 def _guesses(pairs: list[tuple[_Node, _Node]], left: list[_Node],
-             right: list[_Node]) -> dict[tuple[int, int], str]:
+             right: list[_Node]) -> dict[tuple[int, int], Guess]:
     """The pairs among ``pairs`` that position alone decided, between orders that do not compare
     (see the module docstring), each with the reason in words."""
     left, right = [n for n in left if n.signature()], [n for n in right if n.signature()]
@@ -448,20 +455,25 @@ def _guesses(pairs: list[tuple[_Node, _Node]], left: list[_Node],
     lkinds, rkinds = {_order_kind(n) for n in left}, {_order_kind(n) for n in right}
     if len(lkinds) == 1 and lkinds == rkinds and None not in lkinds:
         return {}  # one kind of order on both sides: position is evidence
-    lsigs = [n.signature() for n in left]
-    rsigs = [n.signature() for n in right]
+    kinds_only = None not in lkinds | rkinds
+    lcount = collections.Counter(n.signature() for n in left)
+    rnames: dict[tuple, list[str]] = {}
+    for n in right:
+        rnames.setdefault(n.signature(), []).append(str(n.name))
     out = {}
     for a, b in pairs:
         sig = a.signature()
-        if sig == b.signature() and lsigs.count(sig) == 1 and rsigs.count(sig) == 1:
+        if sig == b.signature() and lcount[sig] == 1 and len(rnames.get(sig, ())) == 1:
             continue  # the only module holding these variables on either side
-        rivals = [str(n.name) for n in right if n is not b and n.signature() == b.signature()]
-        also = f"; {a.name} could as well be {' or '.join(rivals)}" if rivals else ""
+        rivals = [name for name in rnames.get(b.signature(), ()) if name != str(b.name)]
+        shown = " or ".join(rivals[:3]) + (f" (or {len(rivals) - 3} more)" if len(rivals) > 3 else "")
+        also = f"; {a.name} could as well be {shown}" if rivals else ""
         why = "; ".join(_ORDER_WORDS[k].format(side=side) for side, k in (("left", _order_kind(a)),
                                                                          ("right", _order_kind(b))) if k != "use")
-        out[(id(a), id(b))] = (f"ambiguous pairing: {a.name} ↔ {b.name} by position only ({why}){also}. Prove it "
-                               "with `port LINEN NNX --weights SOURCE` (`--out DIR` writes the checkpoint it "
-                               "proves), or pin it with rules (`diff LINEN NNX --write-rules FILE`)")
+        out[(id(a), id(b))] = Guess(
+            f"ambiguous pairing: {a.name} ↔ {b.name} by position only ({why}){also}. Prove it with "
+            "`port LINEN NNX --weights SOURCE` (`--out DIR` writes the checkpoint it proves), or pin it with "
+            "rules (`diff LINEN NNX --write-rules FILE`)", kinds_only)
     return out
 
 
@@ -471,8 +483,9 @@ _ORDER_WORDS = {None: "the {side} side keeps no creation order",
 
 
 def _order_kind(node: _Node) -> str | None:
-    """What the node's rank means; a Linen auto-name (``Dense_3``) carries its order of use."""
-    if node.order_kind is None and isinstance(node.name, str) and AUTO_NAME.match(node.name):
+    """What the node's rank means. A Linen auto-name (``Dense_3``) carries its order of use, and so
+    does a list index (``layers/3``: a list of layers is applied in its order)."""
+    if isinstance(node.name, int) or (isinstance(node.name, str) and AUTO_NAME.match(node.name)):
         return "use"
     return node.order_kind
 
