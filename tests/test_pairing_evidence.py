@@ -233,3 +233,29 @@ def test_sorted_names_pair_by_content_not_by_a_sequence():
     assert all(e.right is not None for e in entries.values())
     assert entries["fc1/kernel"].right.name == "linear1/kernel" and entries["fc1/kernel"].evidence is None
     assert isinstance(entries["ln1/scale"].evidence, Guess) and isinstance(entries["ln2/scale"].evidence, Guess)
+
+
+def test_no_suspects_when_every_pair_is_named_alike(cli, write_model):
+    path = write_model("""
+        import jax, jax.numpy as jnp
+        import flax.linen as nn
+        from flax import nnx
+        X = jnp.ones((2, 8))
+        class L(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+                return nn.Dense(8, name="second")(nn.relu(nn.Dense(8, name="first")(x)))
+        class N(nnx.Module):
+            def __init__(self, rngs):
+                self.first, self.second = nnx.Linear(8, 8, rngs=rngs), nnx.Linear(8, 8, rngs=rngs)
+            def __call__(self, x):
+                return self.second(self.first(x))  # the relu left out
+        def linen():
+            return L(), (X,), {}
+        def port():
+            return N(nnx.Rngs(0)), (X,), {}
+    """)
+    code, out, err = cli("port", f"{path}:linen", f"{path}:port", "--format", "json")
+    data = json.loads(out)
+    assert code == 1 and "suspects" not in data
+    assert any("not the pairing" in note for note in data["notes"]) and "not the pairing" in err
