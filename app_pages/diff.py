@@ -12,6 +12,7 @@ import json
 
 import streamlit as st
 
+from inspector.align import Guess
 from inspector.align.rules import parse_rules, rules_from_entries
 from inspector.diff_report import diff_json, diff_markdown
 from inspector.diff_tree import STATUS_RANK, DiffTree, build_diff_tree, entries_below
@@ -84,6 +85,11 @@ def render_verdict(result: DiffResult) -> None:
         st.error(f"{summary['mismatches']} mismatch(es) among {len(result.entries)} variables.")
     else:
         st.success(f"No mismatches among {len(result.entries)} variables.")
+    guessed = sum(1 for e in result.entries if isinstance(e.evidence, Guess))
+    if guessed:
+        st.warning(f"{guessed} variable(s) paired by position only: a side keeps no order to pair same-shape "
+                   "modules by, so these pairs are a guess (their values are not compared, and convert refuses "
+                   "them). Prove them with `port LINEN NNX --weights SOURCE`, or pin them with rules.")
     shown = [s for s in Status if summary[s.value]]
     for col, status in zip(st.columns(max(len(shown), 1)), shown):
         col.metric(status.value, summary[status.value])

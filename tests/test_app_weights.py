@@ -104,3 +104,30 @@ def test_diff_page_with_a_pytorch_counter_on_one_side(root, monkeypatch):
     assert not at.exception and not at.error
     frame = at.dataframe[0].value
     assert (frame["status"] == "counter_only").sum() == 2
+
+
+def test_diff_page_warns_about_pairs_made_by_position_only(tmp_path, monkeypatch):
+    """A sorted weight file against a renamed twin: the page says the pairing is a guess."""
+    import shutil
+
+    import jax
+    from flax import serialization
+
+    from tests.models import file_ports
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(Path(file_ports.__file__), root / "ports.py")
+    module, args, _ = file_ports.linen_stack()
+    variables = jax.tree.map(lambda x: x, module.init(jax.random.key(0), *args))  # keys sorted
+    (root / "stack.msgpack").write_bytes(serialization.to_bytes(variables))
+    monkeypatch.setenv("INSPECTOR_ROOT", str(root))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.selectbox(key="left_pick").set_value("stack.msgpack").run()
+    at.selectbox(key="right_pick").set_value("Other: a factory file or checkpoint directory…").run()
+    at.text_input(key="right_text").set_value("ports.py:nnx_stack").run()
+    at.switch_page("app_pages/diff.py").run()
+    assert not at.exception and not at.error
+    assert any("6 variable(s) paired by position only" in w.value for w in at.warning)
