@@ -183,43 +183,17 @@ def _spec(obj: Any) -> str:
 def _rules(rules: Rules):
     from inspector.align.rules import parse_rules
 
-    if rules is None:
-        return None
-    if isinstance(rules, Mapping):
-        return parse_rules(json.dumps(rules), origin="rules")
-    if isinstance(rules, str) and rules.lstrip().startswith("{"):
-        return parse_rules(rules, origin="rules")
-    if isinstance(rules, (str, os.PathLike)):
-        path = os.fspath(rules)
-        try:
-            with open(path, encoding="utf-8") as f:
-                return parse_rules(f.read(), origin=path)
-        except OSError as err:
-            raise InspectorError(f"rules file {path!r} cannot be read: {err.strerror}; pass a path, "
-                                 "a JSON string or a dict") from None
-    raise InspectorError(f"rules must be a dict, a JSON string or a file path, not {type(rules).__name__}")
+    return _json_input(rules, parse_rules, Mapping, "{", "rules", "a dict, a JSON string or a file path",
+                       "a JSON string or a dict")
 
 
 def _axis_rules(axis_rules: Any):
     """flax ``logical_axis_rules``: a list of pairs, their JSON text, or the path of a JSON file."""
     from inspector.sharding import parse_axis_rules
 
-    if axis_rules is None:
-        return None
-    if isinstance(axis_rules, (list, tuple)):
-        return parse_axis_rules(json.dumps(axis_rules), origin="axis_rules")
-    if isinstance(axis_rules, str) and axis_rules.lstrip().startswith("["):
-        return parse_axis_rules(axis_rules, origin="axis_rules")
-    if isinstance(axis_rules, (str, os.PathLike)):
-        path = os.fspath(axis_rules)
-        try:
-            with open(path, encoding="utf-8") as f:
-                return parse_axis_rules(f.read(), origin=path)
-        except OSError as err:
-            raise InspectorError(f"axis rules file {path!r} cannot be read: {err.strerror}; pass a path, "
-                                 "a JSON string or a list of [logical, mesh] pairs") from None
-    raise InspectorError(f"axis_rules must be a list of [logical, mesh] pairs, a JSON string or a file path, "
-                         f"not {type(axis_rules).__name__}")
+    return _json_input(axis_rules, parse_axis_rules, (list, tuple), "[", "axis rules",
+                       "a list of [logical, mesh] pairs, a JSON string or a file path",
+                       "a JSON string or a list of [logical, mesh] pairs", name="axis_rules")
 
 
 def _tol(value: Any) -> float:
@@ -237,3 +211,23 @@ def _text(value: Any, what: str) -> str:
 
 
 __all__ = ["convert", "diff", "port", "show", "split"]
+
+
+def _json_input(value: Any, parse: Any, inline: Any, opener: str, what: str, accepted: str, instead: str, *,
+                name: str | None = None):
+    """A JSON input given as a Python value, its JSON text, or the path of a file holding it."""
+    if value is None:
+        return None
+    if isinstance(value, inline):
+        return parse(json.dumps(value), origin=name or what)
+    if isinstance(value, str) and value.lstrip().startswith(opener):
+        return parse(value, origin=name or what)
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        try:
+            with open(path, encoding="utf-8") as f:
+                return parse(f.read(), origin=path)
+        except OSError as err:
+            raise InspectorError(f"{what} file {path!r} cannot be read: {err.strerror}; pass a path, "
+                                 f"{instead}") from None
+    raise InspectorError(f"{name or what} must be {accepted}, not {type(value).__name__}")
